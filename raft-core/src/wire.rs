@@ -252,7 +252,12 @@ pub struct ConfChangeV2 {
 impl Entry {
     /// A normal entry with the given position and payload.
     pub fn normal(index: u64, term: u64, data: impl Into<Bytes>) -> Entry {
-        Entry { entry_type: EntryType::EntryNormal as i32, term, index, data: data.into() }
+        Entry {
+            entry_type: EntryType::EntryNormal as i32,
+            term,
+            index,
+            data: data.into(),
+        }
     }
 
     /// Bytes this entry counts for in flow control and size limits (its payload).
@@ -284,7 +289,10 @@ impl Message {
 impl ConfState {
     /// A configuration of the given voters and no learners.
     pub fn with_voters(voters: impl Into<Vec<u64>>) -> ConfState {
-        ConfState { voters: voters.into(), ..ConfState::default() }
+        ConfState {
+            voters: voters.into(),
+            ..ConfState::default()
+        }
     }
 }
 

@@ -1,0 +1,93 @@
+//! Outgoing messages, split into those safe to send now and those waiting for a write.
+//!
+//! A message that vouches for local durable state (a vote grant, an append
+//! acknowledgement) is held until the persist batch that makes that state durable is
+//! reported with `on_persisted` (DESIGN §2, rule 2).
+//!
+//! Invariants:
+//! 1. `seq_done <= seq_issued`: completions never run ahead of the batches handed out.
+//! 2. Held messages are ordered by the batch sequence number they wait for.
+//! 3. A held message waits for a batch that is outstanding or is the next one to be issued.
+
+use crate::wire::Message;
+use std::collections::VecDeque;
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// Messages safe to send, in generation order.
+    pub ready: Vec<Message>,
+    /// Messages waiting for the persist batch with the given sequence number.
+    held: VecDeque<(u64, Message)>,
+    /// Sequence number of the last persist batch handed out.
+    pub seq_issued: u64,
+    /// Sequence number of the last persist batch reported durable.
+    pub seq_done: u64,
+}
+
+impl Outbox {
+    /// Holds `m` until batch `seq` is durable.
+    pub fn hold(&mut self, seq: u64, m: Message) {
+        debug_assert!(
+            seq > self.seq_done && seq <= self.seq_issued + 1,
+            "held for a live batch"
+        );
+        debug_assert!(
+            self.held.back().is_none_or(|(s, _)| *s <= seq),
+            "held in batch order"
+        );
+        self.held.push_back((seq, m));
+    }
+
+    /// Records batch `seq` durable and releases what waited for it.
+    pub fn on_durable(&mut self, seq: u64) {
+        assert_eq!(
+            seq,
+            self.seq_done + 1,
+            "persist completions arrive in batch order"
+        );
+        assert!(
+            seq <= self.seq_issued,
+            "a completion for a batch that was never issued"
+        );
+        self.seq_done = seq;
+        while self.held.front().is_some_and(|(s, _)| *s <= seq) {
+            let (_, m) = self.held.pop_front().expect("front checked above");
+            self.ready.push(m);
+        }
+    }
+
+    /// Called when a Ready is built without a new batch: messages that waited for "the
+    /// next batch" now wait for the last issued one, or go out if everything is durable.
+    pub fn retarget_unissued(&mut self) {
+        let issued = self.seq_issued;
+        for (s, _) in self.held.iter_mut() {
+            if *s > issued {
+                *s = issued;
+            }
+        }
+        while self.held.front().is_some_and(|(s, _)| *s <= self.seq_done) {
+            let (_, m) = self.held.pop_front().expect("front checked above");
+            self.ready.push(m);
+        }
+    }
+
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn check_invariants(&self) {
+        assert!(
+            self.seq_done <= self.seq_issued,
+            "completions never run ahead of batches"
+        );
+        let mut prev = 0;
+        for (s, _) in &self.held {
+            assert!(*s >= prev, "held messages are in batch order");
+            assert!(
+                *s > self.seq_done && *s <= self.seq_issued + 1,
+                "held for a live batch"
+            );
+            prev = *s;
+        }
+    }
+}

@@ -1,0 +1,1022 @@
+//! The Raft role logic: what a node does on a tick, a message or a proposal.
+//!
+//! ```text
+//!                 timeout (pre-vote on)            pre-vote won
+//!   ┌──────────┐ ───────────────────► ┌──────────────┐ ─────────► ┌───────────┐
+//!   │ Follower │                      │ PreCandidate │            │ Candidate │
+//!   └──────────┘ ◄─────────────────── └──────────────┘            └───────────┘
+//!     ▲   ▲        lost / higher term                        won │   │ timeout:
+//!     │   └──────────────────────────────────────────────────────┼───┘ new term
+//!     │            higher term / lost                           ▼
+//!     └─────────────── higher term / quorum lost ─────────── ┌────────┐
+//!                                                           │ Leader │
+//!                                                           └────────┘
+//! ```
+//!
+//! Invariants (asserted in [`Raft::check_invariants`]):
+//! 1. A leader names itself as leader and has voted for itself in its term.
+//! 2. The durable hard state never runs ahead of the in-memory one (term, vote).
+//! 3. The commit index only grows and never passes the last index.
+//! 4. A leader commits by counting replicas only entries of its own term (Figure 8).
+//! 5. A node's own vote and its own entries count only once they are durable
+//!    (DESIGN §2 rule 2; thesis §10.2.1).
+//!
+//! Remote input is checked by [`Raft::validate`] before any state changes, so a refused
+//! message leaves the node as it was.
+
+use crate::EntryId;
+use crate::config::Config;
+use crate::error::{DropReason, Fault, NewError, ProposeError, StepError};
+use crate::log::RaftLog;
+use crate::outbox::Outbox;
+use crate::quorum::VoteResult;
+use crate::status::Role;
+use crate::storage::Storage;
+use crate::tracker::{Progress, ProgressState, ProgressTracker};
+use crate::wire::{Entry, EntryType, HardState, Message, MessageType};
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use slog::{Logger, debug, info, warn};
+
+/// Context of a vote request sent on a leadership transfer: it bypasses stickiness.
+pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";
+
+/// Which election a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CampaignKind {
+    PreElection,
+    Election,
+}
+
+pub(crate) struct Raft<S: Storage> {
+    pub id: u64,
+    pub term: u64,
+    pub vote: u64,
+    pub role: Role,
+    /// The leader of `term` as far as this node knows; 0 for none.
+    pub leader_id: u64,
+    pub log: RaftLog<S>,
+    pub prs: ProgressTracker,
+    pub outbox: Outbox,
+    /// The hard state carried by the last persist batch handed out (or read at start).
+    pub handed_hs: HardState,
+    /// The hard state last reported durable.
+    pub durable_hs: HardState,
+
+    election_ticks: u32,
+    heartbeat_ticks: u32,
+    election_elapsed: u32,
+    heartbeat_elapsed: u32,
+    randomized_election_timeout: u32,
+    rng: ChaCha8Rng,
+
+    check_quorum: bool,
+    pre_vote: bool,
+    proposal_forwarding: bool,
+    msg_bytes_max: u64,
+    uncommitted_bytes_max: u64,
+    pub apply_bytes_max: u64,
+    inflight_msgs_max: usize,
+    inflight_bytes_max: u64,
+
+    /// Payload bytes of entries appended by this leader and not yet handed out to apply.
+    pub uncommitted_bytes: u64,
+    /// Appends may be due to some peer; `flush_appends` sends them at `ready()` time, so
+    /// many proposals or acknowledgements between two Readies make one message per peer.
+    append_due: bool,
+    /// The commit index advanced: peers that are caught up get an empty append carrying it.
+    commit_due: bool,
+
+    pub logger: Logger,
+}
+
+impl<S: Storage> Raft<S> {
+    pub fn new(cfg: &Config, store: S, logger: &Logger) -> Result<Raft<S>, NewError> {
+        cfg.validate()?;
+        let rs = store.initial_state()?;
+        let mut log = RaftLog::new(store)?;
+        let hs = rs.hard_state;
+        let last_index = log.last_index();
+        // Applied entries were committed; the durable commit may lag behind them when the
+        // driver applied a batch before persisting the commit index that came with it.
+        let commit = hs.commit.max(cfg.applied).max(log.committed);
+        if commit > last_index {
+            return Err(NewError::CommitBeyondLog { commit, last_index });
+        }
+        log.commit_to(commit);
+        let applied = cfg.applied.max(log.applied);
+        if applied > commit {
+            return Err(NewError::AppliedBeyondCommit { applied, commit });
+        }
+        if applied > log.applied {
+            log.applying_to(applied);
+            log.applied_to(applied);
+        }
+        let mut prs = ProgressTracker::new(cfg.inflight_msgs_max, cfg.inflight_bytes_max);
+        prs.apply_conf(&rs.conf_state, last_index + 1);
+        let logger = logger.new(slog::o!("raft_id" => cfg.id));
+        let mut r = Raft {
+            id: cfg.id,
+            term: hs.term,
+            vote: hs.vote,
+            role: Role::Follower,
+            leader_id: 0,
+            log,
+            prs,
+            outbox: Outbox::default(),
+            handed_hs: hs,
+            durable_hs: hs,
+            election_ticks: cfg.election_ticks,
+            heartbeat_ticks: cfg.heartbeat_ticks,
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_election_timeout: cfg.election_ticks,
+            rng: ChaCha8Rng::seed_from_u64(cfg.rng_seed()),
+            check_quorum: cfg.check_quorum,
+            pre_vote: cfg.pre_vote,
+            proposal_forwarding: cfg.proposal_forwarding,
+            msg_bytes_max: cfg.msg_bytes_max,
+            uncommitted_bytes_max: cfg.uncommitted_bytes_max,
+            apply_bytes_max: cfg.apply_bytes_max,
+            inflight_msgs_max: cfg.inflight_msgs_max,
+            inflight_bytes_max: cfg.inflight_bytes_max,
+            uncommitted_bytes: 0,
+            append_due: false,
+            commit_due: false,
+            logger,
+        };
+        r.handed_hs = r.hard_state();
+        r.become_follower(hs.term, 0);
+        info!(r.logger, "started"; "term" => r.term, "commit" => r.log.committed,
+              "applied" => r.log.applied, "last_index" => last_index);
+        Ok(r)
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    pub fn tick(&mut self) {
+        if self.role == Role::Leader {
+            self.tick_heartbeat();
+        } else {
+            self.tick_election();
+        }
+    }
+
+    fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.randomized_election_timeout {
+            self.reset_election_timer();
+            if self.promotable() {
+                self.start_campaign();
+            }
+        }
+    }
+
+    fn tick_heartbeat(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.election_ticks {
+            self.election_elapsed = 0;
+            if self.check_quorum {
+                if let Some(pr) = self.prs.get_mut(self.id) {
+                    pr.recent_active = true;
+                }
+                if !self.prs.quorum_active() {
+                    warn!(self.logger, "stepping down: no quorum heard within the election timeout";
+                          "term" => self.term);
+                    self.become_follower(self.term, 0);
+                    return;
+                }
+                let id = self.id;
+                for (pid, pr) in self.prs.iter_mut() {
+                    pr.recent_active = pid == id;
+                }
+            }
+        }
+        if self.heartbeat_elapsed >= self.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.bcast_heartbeat();
+        }
+    }
+
+    /// Starts an election now (pre-vote first when enabled). Returns false when this node
+    /// cannot campaign (a learner or not a member) or already leads.
+    pub fn campaign_now(&mut self) -> bool {
+        if self.role == Role::Leader || !self.promotable() {
+            return false;
+        }
+        self.start_campaign();
+        true
+    }
+
+    fn start_campaign(&mut self) {
+        if self.pre_vote {
+            self.campaign(CampaignKind::PreElection);
+        } else {
+            self.campaign(CampaignKind::Election);
+        }
+    }
+
+    pub fn promotable(&self) -> bool {
+        self.prs.is_voter(self.id)
+    }
+
+    pub fn propose(&mut self, data: Bytes) -> Result<EntryId, ProposeError> {
+        match self.role {
+            Role::Leader => {
+                let mut ents = vec![Entry {
+                    entry_type: EntryType::EntryNormal as i32,
+                    term: 0,
+                    index: 0,
+                    data,
+                }];
+                self.append_entries(&mut ents)?;
+                Ok(EntryId::new(ents[0].index, ents[0].term))
+            }
+            Role::Follower if self.leader_id != 0 && self.proposal_forwarding => {
+                let mut m = self.msg(self.leader_id, MessageType::MsgProp);
+                m.term = 0;
+                m.entries.push(Entry::normal(0, 0, data));
+                let leader = self.leader_id;
+                self.send(m);
+                Err(ProposeError::Forwarded { leader })
+            }
+            _ => Err(ProposeError::NotLeader {
+                leader_hint: (self.leader_id != 0).then_some(self.leader_id),
+            }),
+        }
+    }
+
+    /// Gives `ents` their index and term and appends them to the leader's log.
+    fn append_entries(&mut self, ents: &mut [Entry]) -> Result<(), ProposeError> {
+        debug_assert_eq!(self.role, Role::Leader);
+        let bytes: u64 = ents.iter().map(Entry::payload_bytes).sum();
+        if self.uncommitted_bytes_max > 0
+            && self.uncommitted_bytes > 0
+            && self.uncommitted_bytes + bytes > self.uncommitted_bytes_max
+        {
+            return Err(ProposeError::Dropped {
+                reason: DropReason::UncommittedBytesMax,
+            });
+        }
+        let last = self.log.last_index();
+        for (i, e) in ents.iter_mut().enumerate() {
+            e.index = last + 1 + i as u64;
+            e.term = self.term;
+        }
+        self.log.append(ents);
+        self.uncommitted_bytes += bytes;
+        self.append_due = true;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- step
+
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        self.validate(&m)?;
+        let kind = m.kind();
+        if m.term == 0 {
+            // A forwarded proposal or read request: no term to reconcile.
+        } else if m.term > self.term {
+            if matches!(kind, MessageType::MsgVote | MessageType::MsgPreVote) {
+                let force = m.context.as_ref() == CAMPAIGN_TRANSFER;
+                let in_lease = self.check_quorum
+                    && self.leader_id != 0
+                    && self.election_elapsed < self.election_ticks;
+                if !force && in_lease {
+                    debug!(self.logger, "ignoring vote request: leader is live";
+                           "from" => m.from, "term" => m.term, "leader" => self.leader_id);
+                    return Ok(());
+                }
+            }
+            match kind {
+                MessageType::MsgPreVote => {}
+                MessageType::MsgPreVoteResp if !m.reject => {}
+                _ => {
+                    let lead = match kind {
+                        MessageType::MsgApp | MessageType::MsgHeartbeat | MessageType::MsgSnap => {
+                            m.from
+                        }
+                        _ => 0,
+                    };
+                    info!(self.logger, "higher term seen"; "term" => self.term,
+                          "msg_term" => m.term, "from" => m.from, "kind" => ?kind);
+                    self.become_follower(m.term, lead);
+                }
+            }
+        } else if m.term < self.term {
+            if (self.check_quorum || self.pre_vote)
+                && matches!(kind, MessageType::MsgHeartbeat | MessageType::MsgApp)
+            {
+                // A leader cut off by a partition learns of the newer term from this and
+                // steps down; without it, it could keep a pre-voting node from winning.
+                let r = self.msg(m.from, MessageType::MsgAppResp);
+                self.send(r);
+            } else if kind == MessageType::MsgPreVote {
+                let mut r = self.msg(m.from, MessageType::MsgPreVoteResp);
+                r.reject = true;
+                self.send(r);
+            }
+            return Ok(());
+        }
+
+        match kind {
+            MessageType::MsgVote | MessageType::MsgPreVote => {
+                self.handle_vote_request(m);
+                Ok(())
+            }
+            _ => match self.role {
+                Role::Leader => self.step_leader(m),
+                Role::Candidate | Role::PreCandidate => {
+                    self.step_candidate(m);
+                    Ok(())
+                }
+                Role::Follower => {
+                    self.step_follower(m);
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Checks a message from the network against the Raft rules and this node's state,
+    /// without changing anything.
+    fn validate(&self, m: &Message) -> Result<(), StepError> {
+        let kind = MessageType::try_from(m.msg_type)
+            .ok()
+            .filter(|k| *k != MessageType::MsgUnspecified)
+            .ok_or(StepError::UnknownMessageType {
+                msg_type: m.msg_type,
+            })?;
+        if m.to != self.id {
+            return Err(StepError::Misaddressed {
+                to: m.to,
+                id: self.id,
+            });
+        }
+        if m.from == 0 || m.from == self.id {
+            return Err(StepError::InvalidSender { from: m.from });
+        }
+        let termless = matches!(kind, MessageType::MsgProp | MessageType::MsgReadIndex);
+        if m.term == 0 && !termless {
+            return Err(StepError::MissingTerm { kind });
+        }
+        let malformed = |fault| Err(StepError::Malformed { kind, fault });
+        match kind {
+            MessageType::MsgApp => {
+                if m.log_term > m.term || (m.index == 0 && m.log_term != 0) {
+                    return malformed(Fault::LogTerm {
+                        index: m.index,
+                        log_term: m.log_term,
+                        term: m.term,
+                    });
+                }
+                let mut prev_term = m.log_term;
+                for (i, e) in m.entries.iter().enumerate() {
+                    let expected = m.index + 1 + i as u64;
+                    if e.index != expected {
+                        return malformed(Fault::EntryIndex {
+                            position: i,
+                            expected,
+                            got: e.index,
+                        });
+                    }
+                    if e.term < prev_term || e.term > m.term {
+                        return malformed(Fault::EntryTerm {
+                            index: e.index,
+                            term: e.term,
+                        });
+                    }
+                    if EntryType::try_from(e.entry_type).is_err() {
+                        return malformed(Fault::EntryType {
+                            index: e.index,
+                            entry_type: e.entry_type,
+                        });
+                    }
+                    prev_term = e.term;
+                }
+                let msg_last = m.index + m.entries.len() as u64;
+                if m.commit > msg_last {
+                    return malformed(Fault::CommitNotVouched {
+                        commit: m.commit,
+                        last_index: msg_last,
+                    });
+                }
+                if m.term >= self.term
+                    && m.index >= self.log.committed
+                    && self.log.match_term(EntryId::new(m.index, m.log_term))
+                {
+                    let conflict = self.log.find_conflict(&m.entries);
+                    if conflict != 0 && conflict <= self.log.committed {
+                        return Err(StepError::ConflictBelowCommit {
+                            index: conflict,
+                            committed: self.log.committed,
+                        });
+                    }
+                }
+            }
+            MessageType::MsgHeartbeat => {
+                let last_index = self.log.last_index();
+                if m.term >= self.term && m.commit > last_index {
+                    return Err(StepError::CommitBeyondLog {
+                        commit: m.commit,
+                        last_index,
+                    });
+                }
+            }
+            MessageType::MsgVote | MessageType::MsgPreVote => {
+                if m.log_term > m.term {
+                    return malformed(Fault::LogTerm {
+                        index: m.index,
+                        log_term: m.log_term,
+                        term: m.term,
+                    });
+                }
+            }
+            MessageType::MsgAppResp | MessageType::MsgHeartbeatResp => {
+                if m.term == self.term && self.role == Role::Leader {
+                    if self.prs.get(m.from).is_none() {
+                        return Err(StepError::UnknownPeer { from: m.from, kind });
+                    }
+                    let last_index = self.log.last_index();
+                    if kind == MessageType::MsgAppResp && !m.reject && m.index > last_index {
+                        return Err(StepError::AckBeyondLog {
+                            index: m.index,
+                            last_index,
+                        });
+                    }
+                }
+            }
+            MessageType::MsgProp => {
+                if m.entries.is_empty() {
+                    return malformed(Fault::NoEntries);
+                }
+                for e in &m.entries {
+                    if e.entry_type != EntryType::EntryNormal as i32 {
+                        return malformed(Fault::EntryType {
+                            index: e.index,
+                            entry_type: e.entry_type,
+                        });
+                    }
+                }
+            }
+            MessageType::MsgSnap
+            | MessageType::MsgReadIndex
+            | MessageType::MsgReadIndexResp
+            | MessageType::MsgTransferLeader
+            | MessageType::MsgTimeoutNow => {
+                return Err(StepError::Unsupported { kind });
+            }
+            MessageType::MsgVoteResp
+            | MessageType::MsgPreVoteResp
+            | MessageType::MsgUnspecified => {}
+        }
+        Ok(())
+    }
+
+    fn handle_vote_request(&mut self, m: Message) {
+        let kind = m.kind();
+        let resp_kind = if kind == MessageType::MsgVote {
+            MessageType::MsgVoteResp
+        } else {
+            MessageType::MsgPreVoteResp
+        };
+        let can_vote = self.vote == m.from
+            || (self.vote == 0 && self.leader_id == 0)
+            || (kind == MessageType::MsgPreVote && m.term > self.term);
+        let up_to_date = self.log.is_up_to_date(EntryId::new(m.index, m.log_term));
+        if can_vote && up_to_date {
+            info!(self.logger, "granting vote"; "kind" => ?kind, "to" => m.from,
+                  "term" => m.term);
+            if kind == MessageType::MsgVote {
+                self.election_elapsed = 0;
+                self.vote = m.from;
+            }
+            let mut r = self.msg(m.from, resp_kind);
+            r.term = m.term;
+            self.send(r);
+        } else {
+            info!(self.logger, "rejecting vote"; "kind" => ?kind, "to" => m.from,
+                  "term" => m.term, "vote" => self.vote, "up_to_date" => up_to_date);
+            let mut r = self.msg(m.from, resp_kind);
+            r.reject = true;
+            self.send(r);
+        }
+    }
+
+    fn step_leader(&mut self, m: Message) -> Result<(), StepError> {
+        match m.kind() {
+            MessageType::MsgProp => {
+                let mut ents = m.entries;
+                if let Err(e) = self.append_entries(&mut ents) {
+                    debug!(self.logger, "dropping forwarded proposal"; "from" => m.from,
+                           "reason" => %e);
+                }
+            }
+            MessageType::MsgAppResp => self.handle_append_response(&m)?,
+            MessageType::MsgHeartbeatResp => {
+                let last_index = self.log.last_index();
+                let pr = self.prs.get_mut(m.from).ok_or(StepError::UnknownPeer {
+                    from: m.from,
+                    kind: m.kind(),
+                })?;
+                pr.recent_active = true;
+                if pr.state == ProgressState::Probe {
+                    pr.msg_app_flow_paused = false;
+                }
+                if pr.matched < last_index {
+                    self.append_due = true;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_append_response(&mut self, m: &Message) -> Result<(), StepError> {
+        let next_probe = if m.reject && m.log_term > 0 {
+            self.log.find_conflict_by_term(m.reject_hint, m.log_term).0
+        } else {
+            m.reject_hint
+        };
+        let pr = self.prs.get_mut(m.from).ok_or(StepError::UnknownPeer {
+            from: m.from,
+            kind: m.kind(),
+        })?;
+        pr.recent_active = true;
+        if m.reject {
+            debug!(self.logger, "append rejected"; "from" => m.from, "index" => m.index,
+                   "hint" => m.reject_hint, "hint_term" => m.log_term);
+            if pr.maybe_decr_to(m.index, next_probe) {
+                if pr.state == ProgressState::Replicate {
+                    pr.become_probe();
+                }
+                self.append_due = true;
+            }
+            return Ok(());
+        }
+        if pr.maybe_update(m.index) {
+            match pr.state {
+                ProgressState::Probe => pr.become_replicate(),
+                ProgressState::Replicate => pr.inflights.free_le(m.index),
+                ProgressState::Snapshot => {}
+            }
+            self.append_due = true;
+            self.maybe_commit();
+        }
+        Ok(())
+    }
+
+    fn step_candidate(&mut self, m: Message) {
+        let kind = m.kind();
+        match kind {
+            MessageType::MsgProp => {
+                debug!(self.logger, "dropping forwarded proposal: no leader"; "from" => m.from);
+            }
+            MessageType::MsgApp => {
+                self.become_follower(m.term, m.from);
+                self.handle_append(m);
+            }
+            MessageType::MsgHeartbeat => {
+                self.become_follower(m.term, m.from);
+                self.handle_heartbeat(&m);
+            }
+            MessageType::MsgVoteResp | MessageType::MsgPreVoteResp => {
+                let expected = if self.role == Role::PreCandidate {
+                    MessageType::MsgPreVoteResp
+                } else {
+                    MessageType::MsgVoteResp
+                };
+                if kind == expected {
+                    self.prs.record_vote(m.from, !m.reject);
+                    self.poll();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn step_follower(&mut self, m: Message) {
+        match m.kind() {
+            MessageType::MsgProp => {
+                if self.leader_id == 0 || !self.proposal_forwarding {
+                    debug!(self.logger, "dropping forwarded proposal"; "from" => m.from,
+                           "leader" => self.leader_id);
+                    return;
+                }
+                let mut fwd = m;
+                fwd.to = self.leader_id;
+                fwd.from = self.id;
+                self.send(fwd);
+            }
+            MessageType::MsgApp => {
+                self.election_elapsed = 0;
+                self.leader_id = m.from;
+                self.handle_append(m);
+            }
+            MessageType::MsgHeartbeat => {
+                self.election_elapsed = 0;
+                self.leader_id = m.from;
+                self.handle_heartbeat(&m);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_append(&mut self, m: Message) {
+        let mut r = self.msg(m.from, MessageType::MsgAppResp);
+        if m.index < self.log.committed {
+            r.index = self.log.committed;
+            self.send(r);
+            return;
+        }
+        if self.log.match_term(EntryId::new(m.index, m.log_term)) {
+            let last_new = m.index + m.entries.len() as u64;
+            let conflict = self.log.find_conflict(&m.entries);
+            if conflict != 0 {
+                let start = (conflict - m.index - 1) as usize;
+                self.log.append(&m.entries[start..]);
+            }
+            self.log.commit_to(m.commit.min(last_new));
+            r.index = last_new;
+            self.send(r);
+        } else {
+            let hint_index = m.index.min(self.log.last_index());
+            let (hint_index, hint_term) = self.log.find_conflict_by_term(hint_index, m.log_term);
+            debug!(self.logger, "rejecting append"; "from" => m.from, "index" => m.index,
+                   "log_term" => m.log_term, "hint" => hint_index, "hint_term" => hint_term);
+            r.index = m.index;
+            r.reject = true;
+            r.reject_hint = hint_index;
+            r.log_term = hint_term;
+            self.send(r);
+        }
+    }
+
+    fn handle_heartbeat(&mut self, m: &Message) {
+        self.log.commit_to(m.commit);
+        let mut r = self.msg(m.from, MessageType::MsgHeartbeatResp);
+        r.context = m.context.clone();
+        r.read_round = m.read_round;
+        self.send(r);
+    }
+
+    // ---------------------------------------------------------------- completions
+
+    /// The persist batch `seq` carrying `hard_state` and entries up to `last_entry` is durable.
+    pub fn on_persisted(
+        &mut self,
+        seq: u64,
+        hard_state: Option<HardState>,
+        last_entry: Option<EntryId>,
+    ) {
+        if let Some(hs) = hard_state {
+            assert!(
+                hs.term >= self.durable_hs.term,
+                "durable terms never go back"
+            );
+            self.durable_hs = hs;
+        }
+        if let Some(id) = last_entry {
+            self.log.stable_to(id);
+        }
+        self.outbox.on_durable(seq);
+        match self.role {
+            Role::Leader => {
+                let persisted = self.log.persisted_index();
+                if let Some(pr) = self.prs.get_mut(self.id)
+                    && pr.maybe_update(persisted)
+                {
+                    self.maybe_commit();
+                }
+            }
+            Role::Candidate => self.maybe_count_own_vote(),
+            Role::Follower | Role::PreCandidate => {}
+        }
+    }
+
+    /// A candidate's own vote counts only once it is durable: otherwise a crash could let
+    /// it vote again in the same term and two leaders could be elected.
+    fn maybe_count_own_vote(&mut self) {
+        if self.role == Role::Candidate
+            && self.durable_hs.term == self.term
+            && self.durable_hs.vote == self.id
+        {
+            self.prs.record_vote(self.id, true);
+            self.poll();
+        }
+    }
+
+    // ---------------------------------------------------------------- elections
+
+    fn campaign(&mut self, kind: CampaignKind) {
+        let (vote_term, msg_kind) = match kind {
+            CampaignKind::PreElection => {
+                self.become_pre_candidate();
+                (self.term + 1, MessageType::MsgPreVote)
+            }
+            CampaignKind::Election => {
+                self.become_candidate();
+                (self.term, MessageType::MsgVote)
+            }
+        };
+        let last = self.log.last_entry_id();
+        for to in self.prs.config.voters.ids() {
+            if to == self.id {
+                continue;
+            }
+            let mut m = self.msg(to, msg_kind);
+            m.term = vote_term;
+            m.index = last.index;
+            m.log_term = last.term;
+            self.send(m);
+        }
+        match kind {
+            CampaignKind::PreElection => {
+                self.prs.record_vote(self.id, true);
+                self.poll();
+            }
+            CampaignKind::Election => self.maybe_count_own_vote(),
+        }
+    }
+
+    /// Counts the votes and acts on the result.
+    fn poll(&mut self) {
+        let (granted, rejected, result) = self.prs.tally_votes();
+        debug!(self.logger, "votes"; "role" => ?self.role, "granted" => granted,
+               "rejected" => rejected);
+        match result {
+            VoteResult::Won => {
+                if self.role == Role::PreCandidate {
+                    self.campaign(CampaignKind::Election);
+                } else {
+                    self.become_leader();
+                }
+            }
+            VoteResult::Lost => self.become_follower(self.term, 0),
+            VoteResult::Pending => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- roles
+
+    fn reset(&mut self, term: u64) {
+        if self.term != term {
+            self.term = term;
+            self.vote = 0;
+        }
+        self.leader_id = 0;
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        self.reset_election_timer();
+        self.prs.reset_votes();
+        let next = self.log.last_index() + 1;
+        let (msgs_max, bytes_max) = (self.inflight_msgs_max, self.inflight_bytes_max);
+        let (id, persisted) = (self.id, self.log.persisted_index());
+        for (pid, pr) in self.prs.iter_mut() {
+            let is_learner = pr.is_learner;
+            *pr = Progress::new(next, msgs_max, bytes_max);
+            pr.is_learner = is_learner;
+            if pid == id {
+                pr.maybe_update(persisted);
+            }
+        }
+        self.uncommitted_bytes = 0;
+        self.append_due = false;
+        self.commit_due = false;
+    }
+
+    /// Draws a new randomized election timeout in `[election_ticks, 2 × election_ticks)`.
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let span = u64::from(self.election_ticks);
+        let extra = (self.rng.next_u64() % span) as u32;
+        self.randomized_election_timeout = self.election_ticks + extra;
+    }
+
+    pub fn become_follower(&mut self, term: u64, leader_id: u64) {
+        self.reset(term);
+        self.role = Role::Follower;
+        self.leader_id = leader_id;
+        info!(self.logger, "became follower"; "term" => term, "leader" => leader_id);
+    }
+
+    fn become_pre_candidate(&mut self) {
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "a leader never becomes a pre-candidate"
+        );
+        // Pre-vote changes neither term nor vote (thesis §9.6).
+        self.prs.reset_votes();
+        self.leader_id = 0;
+        self.role = Role::PreCandidate;
+        info!(self.logger, "became pre-candidate"; "term" => self.term);
+    }
+
+    fn become_candidate(&mut self) {
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "a leader never becomes a candidate"
+        );
+        self.reset(self.term + 1);
+        self.vote = self.id;
+        self.role = Role::Candidate;
+        info!(self.logger, "became candidate"; "term" => self.term);
+    }
+
+    fn become_leader(&mut self) {
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
+        self.reset(self.term);
+        self.leader_id = self.id;
+        self.role = Role::Leader;
+        if let Some(pr) = self.prs.get_mut(self.id) {
+            pr.become_replicate();
+            pr.recent_active = true;
+            let persisted = self.log.persisted_index();
+            pr.maybe_update(persisted);
+        }
+        info!(self.logger, "became leader"; "term" => self.term);
+        // An empty entry of the new term lets the leader commit (and learn the commit
+        // index of) everything before it (thesis §6.4).
+        let mut noop = [Entry::normal(0, 0, Bytes::new())];
+        self.append_entries(&mut noop)
+            .expect("the first entry of a term is never refused: nothing is uncommitted yet");
+    }
+
+    // ---------------------------------------------------------------- replication
+
+    /// Advances the commit index to what a quorum holds, if it is of the current term.
+    fn maybe_commit(&mut self) -> bool {
+        let mci = self.prs.committed().min(self.log.last_index());
+        if self.log.maybe_commit(EntryId::new(mci, self.term)) {
+            self.commit_due = true;
+            self.append_due = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends every append that flow control allows, once per Ready.
+    pub fn flush_appends(&mut self) {
+        if self.role != Role::Leader || !self.append_due {
+            return;
+        }
+        self.append_due = false;
+        let commit_due = std::mem::take(&mut self.commit_due);
+        for to in self.prs.ids() {
+            if to == self.id {
+                continue;
+            }
+            let probe = self
+                .prs
+                .get(to)
+                .is_some_and(|pr| pr.state == ProgressState::Probe);
+            let mut send_empty = commit_due || probe;
+            while self.maybe_send_append(to, send_empty) {
+                send_empty = false;
+            }
+        }
+    }
+
+    /// Sends one append to `to` if its progress allows; returns whether one was sent.
+    fn maybe_send_append(&mut self, to: u64, send_if_empty: bool) -> bool {
+        let Some(pr) = self.prs.get(to) else {
+            return false;
+        };
+        if pr.is_paused() {
+            return false;
+        }
+        let next = pr.next_idx;
+        let prev_index = next - 1;
+        let prev_term = match self.log.term(prev_index) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(self.logger, "cannot send append: log unavailable"; "to" => to,
+                      "index" => prev_index, "error" => %e);
+                return false;
+            }
+        };
+        let last_index = self.log.last_index();
+        let entries = if next <= last_index {
+            match self.log.entries(next, self.msg_bytes_max) {
+                Ok(ents) => ents,
+                Err(e) => {
+                    warn!(self.logger, "cannot send append: log unavailable"; "to" => to,
+                          "index" => next, "error" => %e);
+                    return false;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if entries.is_empty() && !send_if_empty {
+            return false;
+        }
+        let count = entries.len();
+        let bytes: u64 = entries.iter().map(Entry::payload_bytes).sum();
+        let pr = self.prs.get_mut(to).expect("checked above");
+        pr.sent_entries(count, bytes);
+        if pr.state == ProgressState::Probe {
+            // One probe in flight at a time, with or without entries.
+            pr.msg_app_flow_paused = true;
+        }
+        let mut m = self.msg(to, MessageType::MsgApp);
+        m.index = prev_index;
+        m.log_term = prev_term;
+        m.commit = self.log.committed.min(prev_index + count as u64);
+        m.entries = entries;
+        self.send(m);
+        true
+    }
+
+    fn bcast_heartbeat(&mut self) {
+        for to in self.prs.ids() {
+            if to == self.id {
+                continue;
+            }
+            let matched = self.prs.get(to).map_or(0, |pr| pr.matched);
+            let mut m = self.msg(to, MessageType::MsgHeartbeat);
+            // Capped at the follower's match: it may not have the leader's later entries.
+            m.commit = self.log.committed.min(matched);
+            self.send(m);
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    fn msg(&self, to: u64, kind: MessageType) -> Message {
+        Message {
+            msg_type: kind as i32,
+            to,
+            from: self.id,
+            term: self.term,
+            ..Message::default()
+        }
+    }
+
+    /// Queues `m`, holding it until the state it vouches for is durable.
+    fn send(&mut self, m: Message) {
+        debug_assert_ne!(m.to, self.id, "a node never messages itself");
+        let vouches = matches!(m.kind(), MessageType::MsgAppResp | MessageType::MsgVoteResp);
+        if !vouches {
+            self.outbox.ready.push(m);
+        } else if self.has_unhanded_state() {
+            let seq = self.outbox.seq_issued + 1;
+            self.outbox.hold(seq, m);
+        } else if self.outbox.seq_issued > self.outbox.seq_done {
+            let seq = self.outbox.seq_issued;
+            self.outbox.hold(seq, m);
+        } else {
+            self.outbox.ready.push(m);
+        }
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
+    }
+
+    /// Whether there is state not yet handed out in a persist batch.
+    pub fn has_unhanded_state(&self) -> bool {
+        self.log.has_next_unstable() || self.hard_state() != self.handed_hs
+    }
+
+    pub fn has_append_due(&self) -> bool {
+        self.append_due && self.role == Role::Leader
+    }
+
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        self.outbox.check_invariants();
+        assert!(
+            self.durable_hs.term <= self.term,
+            "durable term never runs ahead"
+        );
+        assert!(
+            self.handed_hs.term <= self.term,
+            "handed-out term never runs ahead"
+        );
+        assert!(
+            self.log.committed <= self.log.last_index(),
+            "commit within the log"
+        );
+        if self.role == Role::Leader {
+            assert_eq!(self.leader_id, self.id, "a leader names itself leader");
+            assert_eq!(self.vote, self.id, "a leader voted for itself in its term");
+        }
+        for (_, pr) in self.prs.iter() {
+            pr.check_invariants();
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! [`RawNode`]: the public face of a node, grouped as inputs, output and completions.
+//!
+//! Calling protocol (DESIGN §2): feed inputs (`tick`, `step`, `propose`, `campaign`) in any
+//! order; when `has_ready()`, take `ready()` and carry out its three parts; report writes
+//! with `on_persisted` in the order the batches were handed out, and applied batches with
+//! `on_applied` in order. Any input or completion may come between any two others.
+//!
+//! Invariants:
+//! 1. `ready()` moves everything out; nothing handed out is taken back.
+//! 2. A completion token names this node and its batch; a foreign or out-of-order token is
+//!    embedding misuse and panics with a message naming the rule.
+
+use crate::EntryId;
+use crate::config::Config;
+use crate::error::{NewError, ProposeError, StepError};
+use crate::raft::Raft;
+use crate::ready::{Applied, ApplyBatch, PersistBatch, Persisted, Ready};
+use crate::status::{PeerStatus, Role, Status};
+use crate::storage::{MemStorage, Storage, StorageError};
+use crate::wire::Message;
+use bytes::Bytes;
+use slog::Logger;
+
+/// A Raft node driven through the Ready contract.
+pub struct RawNode<S: Storage> {
+    raft: Raft<S>,
+}
+
+/// Why `campaign` did nothing.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// This node is not a voter of its configuration.
+    #[error("not a voter")]
+    NotVoter,
+    /// This node already leads its term.
+    #[error("already leader")]
+    AlreadyLeader,
+}
+
+impl<S: Storage> RawNode<S> {
+    /// Builds a node from its configuration and its durable state in `storage`.
+    ///
+    /// # Errors
+    /// [`NewError`] when the configuration is invalid or the storage is unreadable or
+    /// contradicts itself.
+    pub fn new(config: &Config, storage: S, logger: &Logger) -> Result<RawNode<S>, NewError> {
+        Ok(RawNode {
+            raft: Raft::new(config, storage, logger)?,
+        })
+    }
+
+    // ------------------------------------------------------------ inputs
+
+    /// Advances the logical clock by one tick (elections, heartbeats, check-quorum).
+    pub fn tick(&mut self) {
+        self.raft.tick();
+    }
+
+    /// Hands the node a message from a peer.
+    ///
+    /// # Errors
+    /// A [`StepError`] when the message is malformed, misaddressed, stale in an impossible
+    /// way or not supported; the node's state is then unchanged.
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        let r = self.raft.step(m);
+        if let Err(e) = &r {
+            slog::warn!(self.raft.logger, "refused message"; "error" => %e);
+        }
+        r
+    }
+
+    /// Proposes `data` for the log. On the leader, returns the id the entry was given: the
+    /// proposal is committed iff an entry with exactly this id is applied.
+    ///
+    /// # Errors
+    /// [`ProposeError::NotLeader`] on a node that will not forward,
+    /// [`ProposeError::Forwarded`] when the proposal went to the leader (its id is unknown
+    /// here), [`ProposeError::Dropped`] when the leader refused it.
+    pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<EntryId, ProposeError> {
+        self.raft.propose(data.into())
+    }
+
+    /// Starts an election now (a pre-vote first when configured).
+    ///
+    /// # Errors
+    /// [`CampaignError`] when this node cannot or need not campaign.
+    pub fn campaign(&mut self) -> Result<(), CampaignError> {
+        if self.raft.role == Role::Leader {
+            return Err(CampaignError::AlreadyLeader);
+        }
+        if !self.raft.campaign_now() {
+            return Err(CampaignError::NotVoter);
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// Whether `ready()` would return something to do.
+    pub fn has_ready(&self) -> bool {
+        !self.raft.outbox.ready.is_empty()
+            || self.raft.has_unhanded_state()
+            || self.raft.has_append_due()
+            || self.raft.log.has_next_committed_entries()
+    }
+
+    /// Moves out everything the driver must do now: messages to send, a write to persist,
+    /// entries to apply. See [`Ready`] for the obligations.
+    pub fn ready(&mut self) -> Ready {
+        let r = &mut self.raft;
+        r.flush_appends();
+        let persist = if r.has_unhanded_state() {
+            let hs = r.hard_state();
+            let hard_state = (hs != r.handed_hs).then_some(hs);
+            let sync = hs.term != r.handed_hs.term || hs.vote != r.handed_hs.vote;
+            let entries = r.log.next_unstable_entries().to_vec();
+            r.log.accept_unstable();
+            r.handed_hs = hs;
+            r.outbox.seq_issued += 1;
+            let sync = sync || !entries.is_empty();
+            Some(PersistBatch::new(
+                r.id,
+                r.outbox.seq_issued,
+                hard_state,
+                entries,
+                sync,
+            ))
+        } else {
+            r.outbox.retarget_unissued();
+            None
+        };
+        let apply = if r.log.has_next_committed_entries() {
+            let entries = r.log.next_committed_entries(r.apply_bytes_max);
+            let last = entries
+                .last()
+                .expect("has_next_committed_entries said some")
+                .index;
+            r.log.applying_to(last);
+            if r.role == Role::Leader {
+                let bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
+                r.uncommitted_bytes = r.uncommitted_bytes.saturating_sub(bytes);
+            }
+            Some(ApplyBatch::new(r.id, entries))
+        } else {
+            None
+        };
+        let messages = std::mem::take(&mut r.outbox.ready);
+        Ready {
+            messages,
+            persist,
+            apply,
+        }
+    }
+
+    // ------------------------------------------------------------ completions
+
+    /// Reports a persist batch durable.
+    ///
+    /// # Panics
+    /// If the token was minted by another node, or batches are reported out of order
+    /// (each must follow the previous one handed out) — both are misuse of the contract.
+    pub fn on_persisted(&mut self, done: Persisted) {
+        assert_eq!(
+            done.node, self.raft.id,
+            "on_persisted: token minted by another node"
+        );
+        self.raft
+            .on_persisted(done.seq, done.hard_state, done.last_entry);
+    }
+
+    /// Reports an apply batch applied.
+    ///
+    /// # Panics
+    /// If the token was minted by another node or batches are reported out of order.
+    pub fn on_applied(&mut self, done: Applied) {
+        assert_eq!(
+            done.node, self.raft.id,
+            "on_applied: token minted by another node"
+        );
+        assert_eq!(
+            done.first_index,
+            self.raft.log.applied + 1,
+            "on_applied: apply batches are reported in order"
+        );
+        self.raft.log.applied_to(done.last_index);
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.raft.id
+    }
+
+    /// Its current term.
+    pub fn term(&self) -> u64 {
+        self.raft.term
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        self.raft.role
+    }
+
+    /// The leader it knows of, if any.
+    pub fn leader(&self) -> Option<u64> {
+        (self.raft.leader_id != 0).then_some(self.raft.leader_id)
+    }
+
+    /// Its commit index.
+    pub fn commit(&self) -> u64 {
+        self.raft.log.committed
+    }
+
+    /// The storage the node reads its durable log from.
+    pub fn storage(&self) -> &S {
+        self.raft.log.store()
+    }
+
+    /// Mutable access to the storage, for the driver's writes (persist batches).
+    pub fn storage_mut(&mut self) -> &mut S {
+        self.raft.log.store_mut()
+    }
+
+    /// Role, term, indexes and (on a leader) every peer's progress.
+    pub fn status(&self) -> Status {
+        let r = &self.raft;
+        let progress = if r.role == Role::Leader {
+            r.prs
+                .iter()
+                .map(|(id, pr)| PeerStatus {
+                    id,
+                    matched: pr.matched,
+                    next: pr.next_idx,
+                    state: pr.state,
+                    paused: pr.is_paused(),
+                    inflight_msgs: pr.inflights.count(),
+                    recent_active: pr.recent_active,
+                    is_learner: pr.is_learner,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Status {
+            id: r.id,
+            role: r.role,
+            term: r.term,
+            vote: r.vote,
+            leader: self.leader(),
+            commit: r.log.committed,
+            applied: r.log.applied,
+            last_index: r.log.last_index(),
+            progress,
+        }
+    }
+
+    /// Asserts every internal invariant (O(n)); the simulator calls it after every step.
+    ///
+    /// # Panics
+    /// If an invariant is broken — a bug in this crate.
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+    }
+
+    /// Messages held until a write is durable (for tests and diagnostics).
+    pub fn held_messages(&self) -> usize {
+        self.raft.outbox.held_len()
+    }
+}
+
+impl MemStorage {
+    /// Carries out a persist batch: sets the hard state and writes the entries
+    /// (truncating after `entries[0].index - 1`). Memory is "durable" at once.
+    ///
+    /// # Errors
+    /// [`StorageError::LogGap`] if the entries do not connect to the stored log.
+    pub fn persist(&mut self, batch: &PersistBatch) -> Result<(), StorageError> {
+        if !batch.entries.is_empty() {
+            self.append(&batch.entries)?;
+        }
+        if let Some(hs) = batch.hard_state {
+            self.set_hard_state(hs);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The output of a node ([`Ready`]) and the completion tokens that report it done.
+//!
+//! A `Ready` moves everything out of the node (DESIGN §2, rule 1). Its three parts carry
+//! three different obligations:
+//!
+//! ```text
+//!   messages ──────────── send in any order; may be lost like any packet
+//!   persist  ── write ──► fsync if `sync` ──► node.on_persisted(batch.durable())
+//!   apply    ── apply ──────────────────────► node.on_applied(batch.applied())
+//! ```
+//!
+//! Invariants:
+//! 1. Persist batches carry consecutive sequence numbers from 1; the node accepts their
+//!    completions only in that order (a gap or a repeat is embedding misuse and panics).
+//! 2. A persist batch's `entries`, when non-empty, are contiguous; the write they describe is
+//!    "truncate the log after `entries[0].index - 1`, then append `entries`".
+//! 3. An apply batch holds committed entries already durable locally, contiguous and starting
+//!    right after the previous apply batch.
+//! 4. Tokens name the node that minted them; a token from another node panics.
+
+use crate::EntryId;
+use crate::wire::{Entry, HardState, Message};
+
+/// Everything a node asks its driver to do, moved out by [`crate::RawNode::ready`].
+///
+/// Destructure it without `..` so that a new obligation breaks your driver at compile time:
+/// `let Ready { messages, persist, apply } = node.ready();`
+#[must_use = "a Ready holds messages to send, a write to persist and entries to apply; \
+              dropping it stalls the node"]
+#[derive(Debug, Default, PartialEq)]
+pub struct Ready {
+    /// Messages that are safe to send now, in any order. Anything that vouches for local
+    /// durable state (a vote grant, an append acknowledgement) appears only after the write
+    /// it depends on was reported with [`crate::RawNode::on_persisted`].
+    pub messages: Vec<Message>,
+    /// State to make durable, if any.
+    pub persist: Option<PersistBatch>,
+    /// Committed entries to apply, if any.
+    pub apply: Option<ApplyBatch>,
+}
+
+/// One write to make durable. Several may be outstanding; complete them in order.
+#[must_use = "a PersistBatch must be written (and fsynced if `sync`) and then reported with \
+              on_persisted(batch.durable()); dropping it stalls the node"]
+#[derive(Debug, PartialEq)]
+pub struct PersistBatch {
+    /// The new hard state, if it changed since the previous batch.
+    pub hard_state: Option<HardState>,
+    /// Entries to write: truncate the log after `entries[0].index - 1`, then append these.
+    pub entries: Vec<Entry>,
+    /// Whether the write must be fsynced before it is reported durable (new entries, a new
+    /// term or a new vote). A batch that only advances the commit index need not be.
+    pub sync: bool,
+    token: Persisted,
+}
+
+/// Proof that a [`PersistBatch`] is durable; minted only by the batch.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "report the write with RawNode::on_persisted"]
+pub struct Persisted {
+    pub(crate) node: u64,
+    pub(crate) seq: u64,
+    pub(crate) last_entry: Option<EntryId>,
+    pub(crate) hard_state: Option<HardState>,
+}
+
+/// Committed entries to apply to the state machine, in order.
+#[must_use = "an ApplyBatch must be applied to the state machine and then reported with \
+              on_applied(batch.applied()); dropping it stalls applying"]
+#[derive(Debug, PartialEq)]
+pub struct ApplyBatch {
+    /// The entries, contiguous, all committed and durable locally.
+    pub entries: Vec<Entry>,
+    token: Applied,
+}
+
+/// Proof that an [`ApplyBatch`] was applied; minted only by the batch.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "report the batch with RawNode::on_applied"]
+pub struct Applied {
+    pub(crate) node: u64,
+    pub(crate) first_index: u64,
+    pub(crate) last_index: u64,
+}
+
+impl PersistBatch {
+    pub(crate) fn new(
+        node: u64,
+        seq: u64,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+        sync: bool,
+    ) -> PersistBatch {
+        assert!(
+            entries.windows(2).all(|w| w[1].index == w[0].index + 1),
+            "persist batch entries are contiguous"
+        );
+        let last_entry = entries.last().map(|e| EntryId::new(e.index, e.term));
+        let token = Persisted {
+            node,
+            seq,
+            last_entry,
+            hard_state,
+        };
+        PersistBatch {
+            hard_state,
+            entries,
+            sync,
+            token,
+        }
+    }
+
+    /// The completion to hand to [`crate::RawNode::on_persisted`] once this batch is durable.
+    pub fn durable(&self) -> Persisted {
+        Persisted {
+            node: self.token.node,
+            seq: self.token.seq,
+            last_entry: self.token.last_entry,
+            hard_state: self.token.hard_state,
+        }
+    }
+
+    /// The index after which the log must be truncated before `entries` are appended.
+    pub fn truncate_after(&self) -> Option<u64> {
+        self.entries.first().map(|e| e.index - 1)
+    }
+
+    /// This batch's position in the node's sequence of writes (from 1).
+    pub fn seq(&self) -> u64 {
+        self.token.seq
+    }
+}
+
+impl ApplyBatch {
+    pub(crate) fn new(node: u64, entries: Vec<Entry>) -> ApplyBatch {
+        assert!(!entries.is_empty(), "an apply batch is never empty");
+        assert!(
+            entries.windows(2).all(|w| w[1].index == w[0].index + 1),
+            "apply batch entries are contiguous"
+        );
+        let token = Applied {
+            node,
+            first_index: entries[0].index,
+            last_index: entries[entries.len() - 1].index,
+        };
+        ApplyBatch { entries, token }
+    }
+
+    /// The completion to hand to [`crate::RawNode::on_applied`] once applied.
+    pub fn applied(&self) -> Applied {
+        Applied {
+            node: self.token.node,
+            first_index: self.token.first_index,
+            last_index: self.token.last_index,
+        }
+    }
+
+    /// The index of the last entry in the batch.
+    pub fn last_index(&self) -> u64 {
+        self.token.last_index
+    }
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.persist.is_none() && self.apply.is_none()
+    }
+}
