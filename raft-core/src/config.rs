@@ -40,6 +40,18 @@ pub struct Config {
     pub proposal_forwarding: bool,
     /// Seed of this node's election-timeout RNG; `None` derives it from `id`.
     pub seed: Option<u64>,
+    /// Deliberate bugs, for showing that the simulator's checkers fire. Tests only.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bugs: PlantedBugs,
+}
+
+/// Deliberate protocol bugs, compiled only with the `planted-bugs` feature, so that tests
+/// can show the simulator catches them. Never enable in production.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// The leader commits by counting replicas of entries of any term (breaks Figure 8).
+    pub commit_previous_term_entries: bool,
 }
 
 impl Config {
@@ -60,6 +72,8 @@ impl Config {
             pre_vote: true,
             proposal_forwarding: true,
             seed: None,
+            #[cfg(feature = "planted-bugs")]
+            planted_bugs: PlantedBugs::default(),
         }
     }
 

@@ -16,6 +16,8 @@ pub mod tracker;
 mod types;
 pub mod wire;
 
+#[cfg(feature = "planted-bugs")]
+pub use config::PlantedBugs;
 pub use config::{Config, ConfigError};
 pub use error::{DropReason, Fault, NewError, ProposeError, StepError};
 pub use raw_node::{CampaignError, RawNode};

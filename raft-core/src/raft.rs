@@ -63,6 +63,13 @@ pub(crate) struct Raft<S: Storage> {
     pub handed_hs: HardState,
     /// The hard state last reported durable.
     pub durable_hs: HardState,
+    /// Index of the last entry handed out in a persist batch.
+    pub handed_last_index: u64,
+    /// Sequence number of the last persist batch that overwrote entries handed out before.
+    /// A completion of an earlier batch marks no entry stable: the overwrite is still on its
+    /// way to disk, and an entry id alone cannot tell the two writes apart when a later
+    /// leader rewrote the same ids (the etcd "ABA" race).
+    pub overwrite_seq: u64,
 
     election_ticks: u32,
     heartbeat_ticks: u32,
@@ -89,6 +96,8 @@ pub(crate) struct Raft<S: Storage> {
     commit_due: bool,
 
     pub logger: Logger,
+    #[cfg(feature = "planted-bugs")]
+    planted_bugs: crate::config::PlantedBugs,
 }
 
 impl<S: Storage> Raft<S> {
@@ -127,6 +136,8 @@ impl<S: Storage> Raft<S> {
             outbox: Outbox::default(),
             handed_hs: hs,
             durable_hs: hs,
+            handed_last_index: last_index,
+            overwrite_seq: 0,
             election_ticks: cfg.election_ticks,
             heartbeat_ticks: cfg.heartbeat_ticks,
             election_elapsed: 0,
@@ -145,6 +156,8 @@ impl<S: Storage> Raft<S> {
             append_due: false,
             commit_due: false,
             logger,
+            #[cfg(feature = "planted-bugs")]
+            planted_bugs: cfg.planted_bugs,
         };
         r.handed_hs = r.hard_state();
         r.become_follower(hs.term, 0);
@@ -678,7 +691,9 @@ impl<S: Storage> Raft<S> {
             );
             self.durable_hs = hs;
         }
-        if let Some(id) = last_entry {
+        if let Some(id) = last_entry
+            && seq >= self.overwrite_seq
+        {
             self.log.stable_to(id);
         }
         self.outbox.on_durable(seq);
@@ -855,6 +870,17 @@ impl<S: Storage> Raft<S> {
     /// Advances the commit index to what a quorum holds, if it is of the current term.
     fn maybe_commit(&mut self) -> bool {
         let mci = self.prs.committed().min(self.log.last_index());
+        #[cfg(feature = "planted-bugs")]
+        if self.planted_bugs.commit_previous_term_entries {
+            // Planted bug (tests only): count replicas of any term, breaking Figure 8.
+            if mci > self.log.committed {
+                self.log.commit_to(mci);
+                self.commit_due = true;
+                self.append_due = true;
+                return true;
+            }
+            return false;
+        }
         if self.log.maybe_commit(EntryId::new(mci, self.term)) {
             self.commit_due = true;
             self.append_due = true;

@@ -118,6 +118,14 @@ impl<S: Storage> RawNode<S> {
             r.log.accept_unstable();
             r.handed_hs = hs;
             r.outbox.seq_issued += 1;
+            if let Some(first) = entries.first() {
+                if first.index <= r.handed_last_index {
+                    // This batch overwrites entries an earlier, possibly outstanding batch
+                    // wrote: completions before it must not mark anything stable.
+                    r.overwrite_seq = r.outbox.seq_issued;
+                }
+                r.handed_last_index = entries[entries.len() - 1].index;
+            }
             let sync = sync || !entries.is_empty();
             Some(PersistBatch::new(
                 r.id,
@@ -211,6 +219,34 @@ impl<S: Storage> RawNode<S> {
     /// Its commit index.
     pub fn commit(&self) -> u64 {
         self.raft.log.committed
+    }
+
+    /// Its last log index (durable or not).
+    pub fn last_index(&self) -> u64 {
+        self.raft.log.last_index()
+    }
+
+    /// The id of its last log entry.
+    pub fn last_entry_id(&self) -> EntryId {
+        self.raft.log.last_entry_id()
+    }
+
+    /// The term of the entry at `index` in its log (durable or not), if known.
+    pub fn log_term(&self, index: u64) -> Option<u64> {
+        self.raft.log.term(index).ok()
+    }
+
+    /// Entries `[lo, hi)` of its log (durable or not).
+    ///
+    /// # Errors
+    /// [`StorageError`] when the range is compacted or past the last index.
+    pub fn log_entries(&self, lo: u64, hi: u64) -> Result<Vec<crate::wire::Entry>, StorageError> {
+        self.raft.log.slice(lo, hi, u64::MAX)
+    }
+
+    /// The hard state as of now (not necessarily durable yet).
+    pub fn hard_state(&self) -> crate::wire::HardState {
+        self.raft.hard_state()
     }
 
     /// The storage the node reads its durable log from.
