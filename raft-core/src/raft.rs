@@ -63,6 +63,10 @@ pub(crate) struct Raft<S: Storage> {
     pub handed_hs: HardState,
     /// The hard state last reported durable.
     pub durable_hs: HardState,
+    /// Sequence number of the last persist batch carrying entries, a term or a vote: what an
+    /// acknowledgement or a vote grant vouches for. A batch that only moves the commit index
+    /// holds nothing back.
+    pub vouch_seq: u64,
     /// Index of the last entry handed out in a persist batch.
     pub handed_last_index: u64,
     /// Sequence number of the last persist batch that overwrote entries handed out before.
@@ -94,6 +98,8 @@ pub(crate) struct Raft<S: Storage> {
     append_due: bool,
     /// The commit index advanced: peers that are caught up get an empty append carrying it.
     commit_due: bool,
+    /// Reused buffer of peer ids, so that sending appends allocates nothing per Ready.
+    peers_scratch: Vec<u64>,
 
     pub logger: Logger,
     #[cfg(feature = "planted-bugs")]
@@ -136,6 +142,7 @@ impl<S: Storage> Raft<S> {
             outbox: Outbox::default(),
             handed_hs: hs,
             durable_hs: hs,
+            vouch_seq: 0,
             handed_last_index: last_index,
             overwrite_seq: 0,
             election_ticks: cfg.election_ticks,
@@ -155,6 +162,7 @@ impl<S: Storage> Raft<S> {
             uncommitted_bytes: 0,
             append_due: false,
             commit_due: false,
+            peers_scratch: Vec::new(),
             logger,
             #[cfg(feature = "planted-bugs")]
             planted_bugs: cfg.planted_bugs,
@@ -897,10 +905,15 @@ impl<S: Storage> Raft<S> {
         }
         self.append_due = false;
         let commit_due = std::mem::take(&mut self.commit_due);
-        for to in self.prs.ids() {
-            if to == self.id {
-                continue;
-            }
+        let mut peers = std::mem::take(&mut self.peers_scratch);
+        peers.clear();
+        peers.extend(
+            self.prs
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| *id != self.id),
+        );
+        for &to in &peers {
             let probe = self
                 .prs
                 .get(to)
@@ -910,6 +923,7 @@ impl<S: Storage> Raft<S> {
                 send_empty = false;
             }
         }
+        self.peers_scratch = peers;
     }
 
     /// Sends one append to `to` if its progress allows; returns whether one was sent.
@@ -992,16 +1006,24 @@ impl<S: Storage> Raft<S> {
     fn send(&mut self, m: Message) {
         debug_assert_ne!(m.to, self.id, "a node never messages itself");
         let vouches = matches!(m.kind(), MessageType::MsgAppResp | MessageType::MsgVoteResp);
-        if !vouches {
-            self.outbox.ready.push(m);
-        } else if self.has_unhanded_state() {
-            let seq = self.outbox.seq_issued + 1;
-            self.outbox.hold(seq, m);
-        } else if self.outbox.seq_issued > self.outbox.seq_done {
-            let seq = self.outbox.seq_issued;
-            self.outbox.hold(seq, m);
+        match self.vouched_state_seq() {
+            Some(seq) if vouches => self.outbox.hold(seq, m),
+            _ => self.outbox.ready.push(m),
+        }
+    }
+
+    /// The persist batch that must be durable before a message vouching for the current log,
+    /// term and vote may leave; `None` when all of that is durable already.
+    fn vouched_state_seq(&self) -> Option<u64> {
+        let unhanded = self.log.has_next_unstable()
+            || self.term != self.handed_hs.term
+            || self.vote != self.handed_hs.vote;
+        if unhanded {
+            Some(self.outbox.seq_issued + 1)
+        } else if self.vouch_seq > self.outbox.seq_done {
+            Some(self.vouch_seq)
         } else {
-            self.outbox.ready.push(m);
+            None
         }
     }
 

@@ -127,6 +127,9 @@ impl<S: Storage> RawNode<S> {
                 r.handed_last_index = entries[entries.len() - 1].index;
             }
             let sync = sync || !entries.is_empty();
+            if sync {
+                r.vouch_seq = r.outbox.seq_issued;
+            }
             Some(PersistBatch::new(
                 r.id,
                 r.outbox.seq_issued,

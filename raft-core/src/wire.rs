@@ -165,8 +165,8 @@ pub struct Message {
     #[prost(uint64, tag = "8")]
     pub commit: u64,
     /// The snapshot of a [`MessageType::MsgSnap`].
-    #[prost(message, optional, tag = "9")]
-    pub snapshot: Option<Snapshot>,
+    #[prost(message, optional, boxed, tag = "9")]
+    pub snapshot: Option<Box<Snapshot>>,
     /// Whether a response refuses the request.
     #[prost(bool, tag = "10")]
     pub reject: bool,

@@ -1,0 +1,18 @@
+//! Runs W1 for profiling: `cargo run --release -p raft-benches --example w1_once -- core|rs`.
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "core".into());
+    let payload = [0xA5u8; 128];
+    if which == "rs" {
+        let mut s = raft_benches::rraft::RaftRsSingle::new();
+        for _ in 0..2_000_000 {
+            s.propose_commit_apply_one(&payload);
+        }
+        println!("rs applied {}", s.applied_count());
+    } else {
+        let mut s = raft_benches::ours::CoreSingle::new();
+        for _ in 0..2_000_000 {
+            s.propose_commit_apply_one(&payload);
+        }
+        println!("core applied {}", s.applied_count());
+    }
+}

@@ -1,0 +1,13 @@
+//! Runs W3 once for profiling: `cargo run --release -p raft-benches --example w3_once -- core|rs [batch]`.
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "core".into());
+    let batch: usize = std::env::args()
+        .nth(2)
+        .map_or(1, |s| s.parse().expect("batch"));
+    let n = if which == "rs" {
+        raft_benches::rraft::raft_rs_three_nodes(100_000, 128, batch)
+    } else {
+        raft_benches::ours::core_three_nodes(100_000, 128, batch)
+    };
+    println!("{which} applied {n}");
+}
