@@ -1,4 +1,72 @@
 //! raft-core: a deterministic, Sans-IO Raft state machine.
+//!
+//! The library never does I/O. You feed it inputs (`tick`, `step`, `propose`, `campaign`),
+//! take a [`Ready`] when it has one, carry out the three things a `Ready` asks (send
+//! messages, persist a batch, apply committed entries) and report the last two back with
+//! the tokens the batches mint. Time is `tick()`; randomness is a per-node ChaCha seeded from
+//! [`Config`]; the same inputs give the same outputs, bit for bit.
+//!
+//! # The driver loop
+//!
+//! ```
+//! use raft_core::{ConfState, Config, MemStorage, RawNode, Ready};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let logger = slog::Logger::root(slog::Discard, slog::o!());
+//! let storage = MemStorage::new_with_conf_state(ConfState::with_voters(vec![1]));
+//! let mut node = RawNode::new(&Config::new(1), storage, &logger)?;
+//! node.campaign()?;
+//! let mut proposed = None;
+//! let mut applied = Vec::new();
+//! for _round in 0..10 {
+//!     // 1. Inputs: ticks from your timer, messages from your network, proposals.
+//!     node.tick();
+//!     if proposed.is_none() && node.leader() == Some(node.id()) {
+//!         proposed = Some(node.propose(b"x=1".to_vec())?);
+//!     }
+//!     // 2. Output: everything the node wants done, moved out.
+//!     while node.has_ready() {
+//!         let Ready { messages, persist, apply } = node.ready();
+//!         for _m in messages {
+//!             // send to _m.to; the network may lose it
+//!         }
+//!         if let Some(batch) = persist {
+//!             node.storage_mut().persist(&batch)?; // write (and fsync if batch.sync)
+//!             node.on_persisted(batch.durable()); // 3. completion, in batch order
+//!         }
+//!         if let Some(batch) = apply {
+//!             applied.extend(batch.entries.iter().map(|e| (e.index, e.term)));
+//!             node.on_applied(batch.applied()); // 3. completion
+//!         }
+//!     }
+//! }
+//! // A proposal is committed iff an entry with exactly its id is applied.
+//! let id = proposed.expect("a single node elects itself");
+//! assert!(applied.contains(&(id.index, id.term)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # From etcd/raft and raft-rs
+//!
+//! | etcd/raft (Go) | raft-rs (`raft` crate) | raft-core |
+//! | --- | --- | --- |
+//! | `RawNode.Tick()` | `RawNode::tick()` | [`RawNode::tick`] |
+//! | `RawNode.Step(m)` | `RawNode::step(m)` | [`RawNode::step`] → `Result<(), StepError>`; never panics on peer input |
+//! | `RawNode.Propose(data)` | `RawNode::propose(ctx, data)` | [`RawNode::propose`] → `Result<EntryId, ProposeError>` |
+//! | `RawNode.Campaign()` | `RawNode::campaign()` | [`RawNode::campaign`] |
+//! | `HasReady()` / `Ready()` | `has_ready()` / `ready()` | [`RawNode::has_ready`] / [`RawNode::ready`] (moves everything out) |
+//! | `Ready.Messages` (+ `MustSync`, async `msgsAfterAppend`) | `messages()` + `persisted_messages()` | [`Ready::messages`]: always safe to send now |
+//! | `Ready.Entries`, `HardState`, `Snapshot` | `entries()`, `hs()`, `snapshot()` | [`Ready::persist`]: one [`PersistBatch`] with `sync` |
+//! | `Ready.CommittedEntries` | `committed_entries()` (+ `LightReady`) | [`Ready::apply`]: one [`ApplyBatch`] |
+//! | `Advance()` / `AdvanceAppend` / `AdvanceApply` | `advance()`, `advance_append()`, `advance_apply()`, `on_persist_ready()` | [`RawNode::on_persisted`]`(batch.durable())` and [`RawNode::on_applied`]`(batch.applied())` |
+//! | `Status()` | `status()` | [`RawNode::status`] |
+//! | `MemoryStorage` | `MemStorage` (behind a lock) | [`MemStorage`] (plain struct) |
+//! | `Config.Rand` (global RNG) | thread-local RNG | [`Config::seed`] (per-node ChaCha) |
+//!
+//! Not built yet (see the README): snapshots sent to followers, leadership transfer,
+//! ReadIndex and lease reads, membership changes. Messages of those kinds are refused with
+//! [`StepError::Unsupported`].
 #![warn(missing_docs)]
 
 pub mod config;
