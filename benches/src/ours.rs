@@ -52,6 +52,7 @@ fn handle_ready(node: &mut RawNode<MemStorage>, out: &mut Vec<Message>, app: &mu
             messages,
             persist,
             apply,
+            read_states: _,
         } = node.ready();
         out.extend(messages);
         if let Some(batch) = persist {

@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     messages,
                     persist,
                     apply,
+                    read_states: _,
                 } = n.ready();
                 net.extend(messages);
                 if let Some(batch) = persist {

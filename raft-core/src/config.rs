@@ -38,6 +38,10 @@ pub struct Config {
     pub pre_vote: bool,
     /// Followers forward proposals to the leader; when off they return `NotLeader`.
     pub proposal_forwarding: bool,
+    /// How a leader confirms read-index requests.
+    pub read_only: ReadOnlyOption,
+    /// Most read-index requests a leader keeps waiting for confirmation.
+    pub reads_pending_max: usize,
     /// Seed of this node's election-timeout RNG; `None` derives it from `id`.
     pub seed: Option<u64>,
     /// Deliberate bugs, for showing that the simulator's checkers fire. Tests only.
@@ -71,6 +75,8 @@ impl Config {
             check_quorum: true,
             pre_vote: true,
             proposal_forwarding: true,
+            read_only: ReadOnlyOption::Safe,
+            reads_pending_max: 4096,
             seed: None,
             #[cfg(feature = "planted-bugs")]
             planted_bugs: PlantedBugs::default(),
@@ -100,6 +106,12 @@ impl Config {
         if self.msg_bytes_max == 0 || self.apply_bytes_max == 0 {
             return Err(ConfigError::BytesMaxZero);
         }
+        if self.read_only == ReadOnlyOption::LeaseBased && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        if self.reads_pending_max == 0 {
+            return Err(ConfigError::ReadsPendingMaxZero);
+        }
         Ok(())
     }
 
@@ -109,6 +121,19 @@ impl Config {
         self.seed
             .unwrap_or(self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5241_4654)
     }
+}
+
+/// How a leader confirms that it is still the leader before answering a read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadOnlyOption {
+    /// A heartbeat round acknowledged by a quorum, started after the request arrived.
+    #[default]
+    Safe,
+    /// The leader's lease: while a quorum acknowledged a heartbeat sent less than
+    /// `election_ticks - 1` ticks ago, the leader answers from its commit index at once.
+    /// Safe only if clocks drift less than one tick per election timeout between nodes;
+    /// needs `check_quorum` (followers then refuse votes while they hear from the leader).
+    LeaseBased,
 }
 
 /// A configuration value out of range.
@@ -135,4 +160,10 @@ pub enum ConfigError {
     /// `msg_bytes_max` or `apply_bytes_max` is 0.
     #[error("msg_bytes_max and apply_bytes_max must be at least 1")]
     BytesMaxZero,
+    /// Lease-based reads rely on check-quorum's stickiness.
+    #[error("read_only = LeaseBased needs check_quorum")]
+    LeaseWithoutCheckQuorum,
+    /// `reads_pending_max` is 0: no read could ever be served.
+    #[error("reads_pending_max must be at least 1")]
+    ReadsPendingMaxZero,
 }

@@ -141,6 +141,12 @@ pub enum Fault {
     /// A forwarded proposal carries no entries.
     #[error("no entries")]
     NoEntries,
+    /// A snapshot message without a snapshot, metadata or configuration, or at index 0.
+    #[error("snapshot missing or incomplete")]
+    SnapshotIncomplete,
+    /// A configuration that contradicts itself (an id in two roles, id 0, ...).
+    #[error("invalid configuration")]
+    InvalidConfState,
 }
 
 /// Why a proposal was not appended.
@@ -178,6 +184,64 @@ pub enum DropReason {
     /// The leader is not in the configuration it leads.
     #[error("leader is not a member")]
     NotMember,
+    /// A leadership transfer is in progress.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+}
+
+/// Why a read-index request was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadIndexError {
+    /// No leader is known to forward the request to.
+    #[error("no leader known")]
+    NoLeader,
+    /// Lease reads are refused while leadership is being transferred.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+    /// `reads_pending_max` requests already wait for confirmation.
+    #[error("too many pending reads")]
+    TooManyPending,
+}
+
+/// Why a leadership transfer was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Only the leader transfers leadership.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The leader this node believes in, if any.
+        leader_hint: Option<u64>,
+    },
+    /// The leader cannot transfer to itself.
+    #[error("transfer to self")]
+    ToSelf,
+    /// The target is not in the configuration.
+    #[error("node {id} is not in the configuration")]
+    UnknownNode {
+        /// The target.
+        id: u64,
+    },
+    /// A learner cannot lead.
+    #[error("node {id} is a learner")]
+    Learner {
+        /// The target.
+        id: u64,
+    },
+}
+
+/// Why `forget_leader` was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForgetLeaderError {
+    /// With lease reads the leader counts on followers refusing votes while they hear from
+    /// it; forgetting it would break that.
+    #[error("refused under lease-based reads")]
+    LeaseBasedReads,
+    /// Only a follower forgets its leader.
+    #[error("not a follower")]
+    NotFollower,
 }
 
 /// Why a node could not be built.

@@ -26,7 +26,7 @@
 //!     }
 //!     // 2. Output: everything the node wants done, moved out.
 //!     while node.has_ready() {
-//!         let Ready { messages, persist, apply } = node.ready();
+//!         let Ready { messages, persist, apply, read_states: _ } = node.ready();
 //!         for _m in messages {
 //!             // send to _m.to; the network may lose it
 //!         }
@@ -64,9 +64,7 @@
 //! | `MemoryStorage` | `MemStorage` (behind a lock) | [`MemStorage`] (plain struct) |
 //! | `Config.Rand` (global RNG) | thread-local RNG | [`Config::seed`] (per-node ChaCha) |
 //!
-//! Not built yet (see the README): snapshots sent to followers, leadership transfer,
-//! ReadIndex and lease reads, membership changes. Messages of those kinds are refused with
-//! [`StepError::Unsupported`].
+//! Not built yet (see the README): membership changes.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -77,6 +75,7 @@ mod outbox;
 pub mod quorum;
 mod raft;
 mod raw_node;
+pub mod read_only;
 pub mod ready;
 pub mod status;
 pub mod storage;
@@ -86,9 +85,14 @@ pub mod wire;
 
 #[cfg(feature = "planted-bugs")]
 pub use config::PlantedBugs;
-pub use config::{Config, ConfigError};
-pub use error::{DropReason, Fault, NewError, ProposeError, StepError};
+pub use config::{Config, ConfigError, ReadOnlyOption};
+pub use error::{
+    DropReason, Fault, ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError,
+    TransferError,
+};
+pub use raft::SnapshotStatus;
 pub use raw_node::{CampaignError, RawNode};
+pub use read_only::ReadState;
 pub use ready::{Applied, ApplyBatch, PersistBatch, Persisted, Ready};
 pub use status::{PeerStatus, Role, Status};
 pub use storage::{MemStorage, RaftState, Storage, StorageError};

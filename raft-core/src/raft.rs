@@ -25,15 +25,19 @@
 //! message leaves the node as it was.
 
 use crate::EntryId;
-use crate::config::Config;
-use crate::error::{DropReason, Fault, NewError, ProposeError, StepError};
+use crate::config::{Config, ReadOnlyOption};
+use crate::error::{
+    DropReason, Fault, ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError,
+    TransferError,
+};
 use crate::log::RaftLog;
 use crate::outbox::Outbox;
 use crate::quorum::VoteResult;
+use crate::read_only::{PendingRead, ReadOnly, ReadState};
 use crate::status::Role;
 use crate::storage::Storage;
 use crate::tracker::{Progress, ProgressState, ProgressTracker};
-use crate::wire::{Entry, EntryType, HardState, Message, MessageType};
+use crate::wire::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -47,6 +51,17 @@ pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";
 pub(crate) enum CampaignKind {
     PreElection,
     Election,
+    /// Asked for by the leader (MsgTimeoutNow): no pre-vote, and voters' stickiness yields.
+    Transfer,
+}
+
+/// The outcome of a snapshot sent to a peer, as the driver learned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStatus {
+    /// The peer received the whole snapshot.
+    Finish,
+    /// Sending failed; the leader probes the peer again.
+    Failure,
 }
 
 pub(crate) struct Raft<S: Storage> {
@@ -100,6 +115,25 @@ pub(crate) struct Raft<S: Storage> {
     commit_due: bool,
     /// Reused buffer of peer ids, so that sending appends allocates nothing per Ready.
     peers_scratch: Vec<u64>,
+
+    /// Ticks since this node started: the clock of heartbeat rounds and leases.
+    now: u64,
+    /// The node leadership is being transferred to (0 for none).
+    pub lead_transferee: u64,
+    /// A MsgTimeoutNow was sent in this term: a delayed one may still start an election
+    /// that ignores stickiness, so no lease can be trusted again in this term.
+    timeout_now_sent: bool,
+    read_only_option: ReadOnlyOption,
+    reads_pending_max: usize,
+    read_only: ReadOnly,
+    /// Reads that arrived before this leader committed an entry of its term.
+    reads_before_commit: Vec<(u64, Bytes)>,
+    /// A heartbeat round is due for reads waiting on it.
+    read_round_due: bool,
+    /// Confirmed reads for the next Ready.
+    pub read_states: Vec<ReadState>,
+    /// A snapshot to hand to the application once durable.
+    pub snapshot_to_apply: Option<Snapshot>,
 
     pub logger: Logger,
     #[cfg(feature = "planted-bugs")]
@@ -163,6 +197,16 @@ impl<S: Storage> Raft<S> {
             append_due: false,
             commit_due: false,
             peers_scratch: Vec::new(),
+            now: 0,
+            lead_transferee: 0,
+            timeout_now_sent: false,
+            read_only_option: cfg.read_only,
+            reads_pending_max: cfg.reads_pending_max,
+            read_only: ReadOnly::default(),
+            reads_before_commit: Vec::new(),
+            read_round_due: false,
+            read_states: Vec::new(),
+            snapshot_to_apply: None,
             logger,
             #[cfg(feature = "planted-bugs")]
             planted_bugs: cfg.planted_bugs,
@@ -177,6 +221,7 @@ impl<S: Storage> Raft<S> {
     // ---------------------------------------------------------------- inputs
 
     pub fn tick(&mut self) {
+        self.now += 1;
         if self.role == Role::Leader {
             self.tick_heartbeat();
         } else {
@@ -199,6 +244,11 @@ impl<S: Storage> Raft<S> {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.election_ticks {
             self.election_elapsed = 0;
+            if self.lead_transferee != 0 {
+                info!(self.logger, "leadership transfer timed out";
+                      "transferee" => self.lead_transferee);
+                self.lead_transferee = 0;
+            }
             if self.check_quorum {
                 if let Some(pr) = self.prs.get_mut(self.id) {
                     pr.recent_active = true;
@@ -272,6 +322,11 @@ impl<S: Storage> Raft<S> {
     /// Gives `ents` their index and term and appends them to the leader's log.
     fn append_entries(&mut self, ents: &mut [Entry]) -> Result<(), ProposeError> {
         debug_assert_eq!(self.role, Role::Leader);
+        if self.lead_transferee != 0 {
+            return Err(ProposeError::Dropped {
+                reason: DropReason::TransferInProgress,
+            });
+        }
         let bytes: u64 = ents.iter().map(Entry::payload_bytes).sum();
         if self.uncommitted_bytes_max > 0
             && self.uncommitted_bytes > 0
@@ -482,13 +537,27 @@ impl<S: Storage> Raft<S> {
                     }
                 }
             }
-            MessageType::MsgSnap
-            | MessageType::MsgReadIndex
+            MessageType::MsgSnap => {
+                let Some(snap) = m.snapshot.as_deref() else {
+                    return malformed(Fault::SnapshotIncomplete);
+                };
+                let Some(meta) = snap.metadata.as_ref() else {
+                    return malformed(Fault::SnapshotIncomplete);
+                };
+                let Some(cs) = meta.conf_state.as_ref() else {
+                    return malformed(Fault::SnapshotIncomplete);
+                };
+                if meta.index == 0 || meta.term == 0 || meta.term > m.term {
+                    return malformed(Fault::SnapshotIncomplete);
+                }
+                if !conf_state_is_valid(cs) {
+                    return malformed(Fault::InvalidConfState);
+                }
+            }
+            MessageType::MsgReadIndex
             | MessageType::MsgReadIndexResp
             | MessageType::MsgTransferLeader
-            | MessageType::MsgTimeoutNow => {
-                return Err(StepError::Unsupported { kind });
-            }
+            | MessageType::MsgTimeoutNow => {}
             MessageType::MsgVoteResp
             | MessageType::MsgPreVoteResp
             | MessageType::MsgUnspecified => {}
@@ -549,6 +618,27 @@ impl<S: Storage> Raft<S> {
                 if pr.matched < last_index {
                     self.append_due = true;
                 }
+                if m.read_round != 0 && self.prs.is_voter(m.from) {
+                    self.recv_read_ack(m.from, m.read_round);
+                }
+            }
+            MessageType::MsgReadIndex => {
+                if self.prs.get(m.from).is_none() {
+                    return Err(StepError::UnknownPeer {
+                        from: m.from,
+                        kind: m.kind(),
+                    });
+                }
+                if let Err(e) = self.leader_read(m.from, m.context) {
+                    debug!(self.logger, "refusing forwarded read"; "from" => m.from,
+                           "reason" => %e);
+                }
+            }
+            MessageType::MsgTransferLeader => {
+                if let Err(e) = self.transfer_leader(m.from) {
+                    debug!(self.logger, "refusing transfer request"; "from" => m.from,
+                           "reason" => %e);
+                }
             }
             _ => {}
         }
@@ -577,14 +667,30 @@ impl<S: Storage> Raft<S> {
             }
             return Ok(());
         }
+        let first_index = self.log.first_index();
         if pr.maybe_update(m.index) {
             match pr.state {
                 ProgressState::Probe => pr.become_replicate(),
                 ProgressState::Replicate => pr.inflights.free_le(m.index),
-                ProgressState::Snapshot => {}
+                ProgressState::Snapshot => {
+                    // The follower caught up (through the snapshot or otherwise): what it
+                    // now lacks is still in the log, so replicate again.
+                    if pr.matched + 1 >= first_index {
+                        pr.become_probe();
+                        pr.become_replicate();
+                    }
+                }
             }
             self.append_due = true;
             self.maybe_commit();
+        }
+        if m.from == self.lead_transferee
+            && self
+                .prs
+                .get(m.from)
+                .is_some_and(|pr| pr.matched == self.log.last_index())
+        {
+            self.send_timeout_now(m.from);
         }
         Ok(())
     }
@@ -602,6 +708,10 @@ impl<S: Storage> Raft<S> {
             MessageType::MsgHeartbeat => {
                 self.become_follower(m.term, m.from);
                 self.handle_heartbeat(&m);
+            }
+            MessageType::MsgSnap => {
+                self.become_follower(m.term, m.from);
+                self.handle_snapshot(m);
             }
             MessageType::MsgVoteResp | MessageType::MsgPreVoteResp => {
                 let expected = if self.role == Role::PreCandidate {
@@ -641,8 +751,68 @@ impl<S: Storage> Raft<S> {
                 self.leader_id = m.from;
                 self.handle_heartbeat(&m);
             }
+            MessageType::MsgSnap => {
+                self.election_elapsed = 0;
+                self.leader_id = m.from;
+                self.handle_snapshot(m);
+            }
+            MessageType::MsgTimeoutNow => {
+                if self.promotable() {
+                    info!(self.logger, "campaigning on the leader's request"; "from" => m.from);
+                    self.campaign(CampaignKind::Transfer);
+                } else {
+                    debug!(self.logger, "ignoring MsgTimeoutNow: not a voter");
+                }
+            }
+            MessageType::MsgReadIndex if self.leader_id != 0 => {
+                let mut fwd = m;
+                fwd.to = self.leader_id;
+                fwd.from = self.id;
+                self.send(fwd);
+            }
+            MessageType::MsgReadIndexResp => {
+                self.read_states.push(ReadState {
+                    index: m.index,
+                    request_ctx: m.context,
+                });
+            }
+            MessageType::MsgTransferLeader if self.leader_id != 0 => {
+                let mut fwd = m;
+                fwd.to = self.leader_id;
+                fwd.from = self.id;
+                fwd.term = self.term;
+                self.send(fwd);
+            }
             _ => {}
         }
+    }
+
+    fn handle_snapshot(&mut self, m: Message) {
+        let snap = *m.snapshot.expect("validated: MsgSnap carries a snapshot");
+        let (index, term) = (snap.index(), snap.term());
+        let mut r = self.msg(m.from, MessageType::MsgAppResp);
+        if index <= self.log.committed {
+            debug!(self.logger, "ignoring stale snapshot"; "index" => index,
+                   "committed" => self.log.committed);
+            r.index = self.log.committed;
+        } else if self.log.match_term(EntryId::new(index, term)) {
+            // Our log already holds the snapshot's last entry: just fast-forward commit.
+            self.log.commit_to(index);
+            r.index = self.log.last_index();
+        } else {
+            let cs = snap
+                .metadata
+                .as_ref()
+                .and_then(|md| md.conf_state.clone())
+                .expect("validated: snapshot has a configuration");
+            info!(self.logger, "restoring snapshot"; "index" => index, "term" => term);
+            self.log.restore(snap.clone());
+            self.snapshot_to_apply = Some(snap);
+            let next = self.log.last_index() + 1;
+            self.prs.apply_conf(&cs, next);
+            r.index = self.log.last_index();
+        }
+        self.send(r);
     }
 
     fn handle_append(&mut self, m: Message) {
@@ -690,6 +860,7 @@ impl<S: Storage> Raft<S> {
         &mut self,
         seq: u64,
         hard_state: Option<HardState>,
+        snapshot_index: Option<u64>,
         last_entry: Option<EntryId>,
     ) {
         if let Some(hs) = hard_state {
@@ -698,6 +869,11 @@ impl<S: Storage> Raft<S> {
                 "durable terms never go back"
             );
             self.durable_hs = hs;
+        }
+        if let Some(index) = snapshot_index
+            && seq >= self.overwrite_seq
+        {
+            self.log.stable_snap_to(index);
         }
         if let Some(id) = last_entry
             && seq >= self.overwrite_seq
@@ -739,7 +915,7 @@ impl<S: Storage> Raft<S> {
                 self.become_pre_candidate();
                 (self.term + 1, MessageType::MsgPreVote)
             }
-            CampaignKind::Election => {
+            CampaignKind::Election | CampaignKind::Transfer => {
                 self.become_candidate();
                 (self.term, MessageType::MsgVote)
             }
@@ -753,6 +929,9 @@ impl<S: Storage> Raft<S> {
             m.term = vote_term;
             m.index = last.index;
             m.log_term = last.term;
+            if kind == CampaignKind::Transfer {
+                m.context = Bytes::from_static(CAMPAIGN_TRANSFER);
+            }
             self.send(m);
         }
         match kind {
@@ -760,7 +939,7 @@ impl<S: Storage> Raft<S> {
                 self.prs.record_vote(self.id, true);
                 self.poll();
             }
-            CampaignKind::Election => self.maybe_count_own_vote(),
+            CampaignKind::Election | CampaignKind::Transfer => self.maybe_count_own_vote(),
         }
     }
 
@@ -808,6 +987,11 @@ impl<S: Storage> Raft<S> {
         self.uncommitted_bytes = 0;
         self.append_due = false;
         self.commit_due = false;
+        self.lead_transferee = 0;
+        self.timeout_now_sent = false;
+        self.read_only.reset();
+        self.reads_before_commit.clear();
+        self.read_round_due = false;
     }
 
     /// Draws a new randomized election timeout in `[election_ticks, 2 × election_ticks)`.
@@ -892,6 +1076,13 @@ impl<S: Storage> Raft<S> {
         if self.log.maybe_commit(EntryId::new(mci, self.term)) {
             self.commit_due = true;
             self.append_due = true;
+            if !self.reads_before_commit.is_empty() {
+                for (from, ctx) in std::mem::take(&mut self.reads_before_commit) {
+                    if let Err(e) = self.leader_read(from, ctx) {
+                        debug!(self.logger, "dropping queued read"; "reason" => %e);
+                    }
+                }
+            }
             true
         } else {
             false
@@ -938,21 +1129,13 @@ impl<S: Storage> Raft<S> {
         let prev_index = next - 1;
         let prev_term = match self.log.term(prev_index) {
             Ok(t) => t,
-            Err(e) => {
-                warn!(self.logger, "cannot send append: log unavailable"; "to" => to,
-                      "index" => prev_index, "error" => %e);
-                return false;
-            }
+            Err(_) => return self.maybe_send_snapshot(to),
         };
         let last_index = self.log.last_index();
         let entries = if next <= last_index {
             match self.log.entries(next, self.msg_bytes_max) {
                 Ok(ents) => ents,
-                Err(e) => {
-                    warn!(self.logger, "cannot send append: log unavailable"; "to" => to,
-                          "index" => next, "error" => %e);
-                    return false;
-                }
+                Err(_) => return self.maybe_send_snapshot(to),
             }
         } else {
             Vec::new()
@@ -977,7 +1160,48 @@ impl<S: Storage> Raft<S> {
         true
     }
 
+    /// The follower needs entries that were compacted away: send the storage's snapshot.
+    /// Returns false: nothing more goes to this peer until it answers.
+    fn maybe_send_snapshot(&mut self, to: u64) -> bool {
+        let Some(pr) = self.prs.get(to) else {
+            return false;
+        };
+        if !pr.recent_active {
+            debug!(self.logger, "not sending snapshot to an inactive peer"; "to" => to);
+            return false;
+        }
+        let snap = match self.log.store().snapshot(pr.next_idx - 1, to) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(self.logger, "snapshot not available"; "to" => to, "error" => %e);
+                return false;
+            }
+        };
+        if snap.index() == 0
+            || snap
+                .metadata
+                .as_ref()
+                .is_none_or(|m| m.conf_state.is_none())
+        {
+            warn!(self.logger, "storage returned an empty snapshot"; "to" => to);
+            return false;
+        }
+        let index = snap.index();
+        info!(self.logger, "sending snapshot"; "to" => to, "index" => index);
+        self.prs
+            .get_mut(to)
+            .expect("checked above")
+            .become_snapshot(index);
+        let mut m = self.msg(to, MessageType::MsgSnap);
+        m.snapshot = Some(Box::new(snap));
+        self.send(m);
+        false
+    }
+
+    /// Sends a heartbeat to every peer, as a new read round.
     fn bcast_heartbeat(&mut self) {
+        let round = self.read_only.new_round(self.id, self.now);
+        self.read_round_due = false;
         for to in self.prs.ids() {
             if to == self.id {
                 continue;
@@ -986,8 +1210,188 @@ impl<S: Storage> Raft<S> {
             let mut m = self.msg(to, MessageType::MsgHeartbeat);
             // Capped at the follower's match: it may not have the leader's later entries.
             m.commit = self.log.committed.min(matched);
+            m.read_round = round;
             self.send(m);
         }
+        // The leader acknowledges its own round at once (a lone voter confirms it alone).
+        self.recv_read_ack(self.id, round);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    pub fn read_index(&mut self, ctx: Bytes) -> Result<(), ReadIndexError> {
+        if self.role == Role::Leader {
+            return self.leader_read(self.id, ctx);
+        }
+        if self.leader_id == 0 {
+            return Err(ReadIndexError::NoLeader);
+        }
+        let mut m = self.msg(self.leader_id, MessageType::MsgReadIndex);
+        m.term = 0;
+        m.context = ctx;
+        self.send(m);
+        Ok(())
+    }
+
+    /// Whether the lease from the newest quorum-acknowledged heartbeat round still holds.
+    fn lease_valid(&self) -> bool {
+        let lease_ticks = u64::from(self.election_ticks) - 1;
+        !self.timeout_now_sent
+            && self
+                .read_only
+                .confirmed_sent_tick()
+                .is_some_and(|t| self.now < t + lease_ticks)
+    }
+
+    /// A read on the leader, asked by `from` (itself or a follower).
+    fn leader_read(&mut self, from: u64, ctx: Bytes) -> Result<(), ReadIndexError> {
+        let lease = self.read_only_option == ReadOnlyOption::LeaseBased;
+        if lease && self.lead_transferee != 0 {
+            return Err(ReadIndexError::TransferInProgress);
+        }
+        if self.read_only.pending_len() + self.reads_before_commit.len() >= self.reads_pending_max {
+            return Err(ReadIndexError::TooManyPending);
+        }
+        let committed = self.log.committed;
+        if self.log.term(committed).ok() != Some(self.term) {
+            // Until it commits an entry of its term, a new leader does not know its
+            // predecessors' commit index (thesis §6.4): postpone.
+            self.reads_before_commit.push((from, ctx));
+            return Ok(());
+        }
+        if self.prs.is_singleton() || (lease && self.lease_valid()) {
+            self.respond_read(PendingRead {
+                from,
+                ctx,
+                index: committed,
+                round: 0,
+            });
+            return Ok(());
+        }
+        // Confirmed by the next round, which starts after this request arrived.
+        let round = self.read_only.last_round() + 1;
+        self.read_only.add_request(PendingRead {
+            from,
+            ctx,
+            index: committed,
+            round,
+        });
+        self.read_round_due = true;
+        Ok(())
+    }
+
+    fn recv_read_ack(&mut self, from: u64, round: u64) {
+        let voters = &self.prs.config.voters;
+        let done = self.read_only.recv_ack(from, round, |acked| {
+            voters.vote_result(|id| acked(id).then_some(true)) == VoteResult::Won
+        });
+        for req in done {
+            self.respond_read(req);
+        }
+    }
+
+    fn respond_read(&mut self, req: PendingRead) {
+        if req.from == self.id {
+            self.read_states.push(ReadState {
+                index: req.index,
+                request_ctx: req.ctx,
+            });
+        } else {
+            let mut m = self.msg(req.from, MessageType::MsgReadIndexResp);
+            m.index = req.index;
+            m.context = req.ctx;
+            self.send(m);
+        }
+    }
+
+    /// Starts the heartbeat round that reads queued since the last Ready wait for.
+    pub fn flush_read_round(&mut self) {
+        if self.role == Role::Leader && self.read_round_due {
+            self.bcast_heartbeat();
+        }
+    }
+
+    // ---------------------------------------------------------------- transfer & reports
+
+    pub fn transfer_leader(&mut self, to: u64) -> Result<(), TransferError> {
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader {
+                leader_hint: (self.leader_id != 0).then_some(self.leader_id),
+            });
+        }
+        if to == self.id {
+            return Err(TransferError::ToSelf);
+        }
+        if self.prs.get(to).is_none() {
+            return Err(TransferError::UnknownNode { id: to });
+        }
+        if !self.prs.is_voter(to) {
+            return Err(TransferError::Learner { id: to });
+        }
+        if self.lead_transferee == to {
+            return Ok(());
+        }
+        info!(self.logger, "transferring leadership"; "to" => to);
+        self.lead_transferee = to;
+        // The transfer must finish within an election timeout or it is abandoned.
+        self.election_elapsed = 0;
+        if self
+            .prs
+            .get(to)
+            .is_some_and(|pr| pr.matched == self.log.last_index())
+        {
+            self.send_timeout_now(to);
+        } else {
+            self.append_due = true;
+        }
+        Ok(())
+    }
+
+    fn send_timeout_now(&mut self, to: u64) {
+        self.timeout_now_sent = true;
+        let m = self.msg(to, MessageType::MsgTimeoutNow);
+        self.send(m);
+    }
+
+    pub fn report_unreachable(&mut self, id: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(pr) = self.prs.get_mut(id)
+            && pr.state == ProgressState::Replicate
+        {
+            pr.become_probe();
+        }
+    }
+
+    pub fn report_snapshot(&mut self, id: u64, status: SnapshotStatus) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.prs.get_mut(id) else {
+            return;
+        };
+        if pr.state != ProgressState::Snapshot {
+            return;
+        }
+        if status == SnapshotStatus::Failure {
+            pr.pending_snapshot = 0;
+        }
+        pr.become_probe();
+        // Success: wait for the follower's append response. Failure: wait for a heartbeat
+        // response before probing again.
+        pr.msg_app_flow_paused = true;
+    }
+
+    pub fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        if self.read_only_option == ReadOnlyOption::LeaseBased {
+            return Err(ForgetLeaderError::LeaseBasedReads);
+        }
+        if self.role != Role::Follower {
+            return Err(ForgetLeaderError::NotFollower);
+        }
+        self.leader_id = 0;
+        Ok(())
     }
 
     // ---------------------------------------------------------------- output
@@ -1041,12 +1445,20 @@ impl<S: Storage> Raft<S> {
     }
 
     pub fn has_append_due(&self) -> bool {
-        self.append_due && self.role == Role::Leader
+        (self.append_due || self.read_round_due) && self.role == Role::Leader
     }
 
     pub fn check_invariants(&self) {
         self.log.check_invariants();
         self.outbox.check_invariants();
+        self.read_only.check_invariants();
+        if self.lead_transferee != 0 {
+            assert_eq!(
+                self.role,
+                Role::Leader,
+                "only a leader transfers leadership"
+            );
+        }
         assert!(
             self.durable_hs.term <= self.term,
             "durable term never runs ahead"
@@ -1067,4 +1479,30 @@ impl<S: Storage> Raft<S> {
             pr.check_invariants();
         }
     }
+}
+
+/// Whether a configuration from a peer is self-consistent: at least one voter, no id 0, no
+/// id both learner and voter, demotions only of outgoing voters, `auto_leave` only while joint.
+pub(crate) fn conf_state_is_valid(cs: &ConfState) -> bool {
+    let mut all = cs
+        .voters
+        .iter()
+        .chain(&cs.learners)
+        .chain(&cs.voters_outgoing);
+    if cs.voters.is_empty() || all.any(|id| *id == 0) {
+        return false;
+    }
+    let joint = !cs.voters_outgoing.is_empty();
+    if !joint && (cs.auto_leave || !cs.learners_next.is_empty()) {
+        return false;
+    }
+    let learner_is_voter = cs
+        .learners
+        .iter()
+        .any(|l| cs.voters.contains(l) || cs.voters_outgoing.contains(l));
+    let bad_demotion = cs
+        .learners_next
+        .iter()
+        .any(|l| cs.voters.contains(l) || !cs.voters_outgoing.contains(l));
+    !learner_is_voter && !bad_demotion
 }

@@ -12,8 +12,14 @@
 
 use crate::EntryId;
 use crate::config::Config;
-use crate::error::{NewError, ProposeError, StepError};
-use crate::raft::Raft;
+#[allow(unused_imports)] // named in docs
+use crate::config::ReadOnlyOption;
+use crate::error::{
+    ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError, TransferError,
+};
+use crate::raft::{Raft, SnapshotStatus};
+#[allow(unused_imports)] // named in docs
+use crate::read_only::ReadState;
 use crate::ready::{Applied, ApplyBatch, PersistBatch, Persisted, Ready};
 use crate::status::{PeerStatus, Role, Status};
 use crate::storage::{MemStorage, Storage, StorageError};
@@ -81,6 +87,45 @@ impl<S: Storage> RawNode<S> {
         self.raft.propose(data.into())
     }
 
+    /// Asks for a linearizable read. The leader confirms it with a heartbeat round (or its
+    /// lease, under [`ReadOnlyOption::LeaseBased`]); a follower forwards it to the leader.
+    /// The answer arrives as a [`ReadState`] in [`Ready::read_states`], carrying `ctx` back.
+    ///
+    /// # Errors
+    /// [`ReadIndexError`] when no leader is known, too many reads wait, or a lease read
+    /// meets a leadership transfer.
+    pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<(), ReadIndexError> {
+        self.raft.read_index(ctx.into())
+    }
+
+    /// Hands leadership to `to`: catches it up, then tells it to campaign at once.
+    /// Proposals are refused meanwhile; the transfer is abandoned after an election timeout.
+    ///
+    /// # Errors
+    /// [`TransferError`] when this node is not the leader or `to` cannot lead.
+    pub fn transfer_leader(&mut self, to: u64) -> Result<(), TransferError> {
+        self.raft.transfer_leader(to)
+    }
+
+    /// Tells the leader that a message to `id` could not be delivered: it probes `id` again.
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.raft.report_unreachable(id);
+    }
+
+    /// Tells the leader how sending a snapshot to `id` ended.
+    pub fn report_snapshot(&mut self, id: u64, status: SnapshotStatus) {
+        self.raft.report_snapshot(id, status);
+    }
+
+    /// Forgets the current leader, so that this follower may grant a (pre-)vote to a
+    /// candidate at once (for example after learning the leader is being shut down).
+    ///
+    /// # Errors
+    /// [`ForgetLeaderError`] under lease-based reads or when not a follower.
+    pub fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        self.raft.forget_leader()
+    }
+
     /// Starts an election now (a pre-vote first when configured).
     ///
     /// # Errors
@@ -99,25 +144,42 @@ impl<S: Storage> RawNode<S> {
 
     /// Whether `ready()` would return something to do.
     pub fn has_ready(&self) -> bool {
-        !self.raft.outbox.ready.is_empty()
-            || self.raft.has_unhanded_state()
-            || self.raft.has_append_due()
-            || self.raft.log.has_next_committed_entries()
+        let r = &self.raft;
+        !r.outbox.ready.is_empty()
+            || !r.read_states.is_empty()
+            || r.has_unhanded_state()
+            || r.has_append_due()
+            || r.log.has_next_committed_entries()
+            || self.snapshot_ready_to_apply()
+    }
+
+    fn snapshot_ready_to_apply(&self) -> bool {
+        let r = &self.raft;
+        r.snapshot_to_apply
+            .as_ref()
+            .is_some_and(|s| r.log.unstable_snapshot().is_none() && r.log.applying < s.index())
     }
 
     /// Moves out everything the driver must do now: messages to send, a write to persist,
-    /// entries to apply. See [`Ready`] for the obligations.
+    /// entries to apply, confirmed reads. See [`Ready`] for the obligations.
     pub fn ready(&mut self) -> Ready {
+        let apply_snapshot = self.snapshot_ready_to_apply();
         let r = &mut self.raft;
         r.flush_appends();
+        r.flush_read_round();
         let persist = if r.has_unhanded_state() {
             let hs = r.hard_state();
             let hard_state = (hs != r.handed_hs).then_some(hs);
-            let sync = hs.term != r.handed_hs.term || hs.vote != r.handed_hs.vote;
+            let snapshot = r.log.next_unstable_snapshot().cloned();
             let entries = r.log.next_unstable_entries().to_vec();
             r.log.accept_unstable();
-            r.handed_hs = hs;
             r.outbox.seq_issued += 1;
+            if let Some(snap) = &snapshot {
+                // A snapshot replaces the whole log: earlier batches' completions must not
+                // mark anything stable.
+                r.overwrite_seq = r.outbox.seq_issued;
+                r.handed_last_index = snap.index();
+            }
             if let Some(first) = entries.first() {
                 if first.index <= r.handed_last_index {
                     // This batch overwrites entries an earlier, possibly outstanding batch
@@ -126,14 +188,19 @@ impl<S: Storage> RawNode<S> {
                 }
                 r.handed_last_index = entries[entries.len() - 1].index;
             }
-            let sync = sync || !entries.is_empty();
+            let sync = hs.term != r.handed_hs.term
+                || hs.vote != r.handed_hs.vote
+                || snapshot.is_some()
+                || !entries.is_empty();
             if sync {
                 r.vouch_seq = r.outbox.seq_issued;
             }
+            r.handed_hs = hs;
             Some(PersistBatch::new(
                 r.id,
                 r.outbox.seq_issued,
                 hard_state,
+                snapshot,
                 entries,
                 sync,
             ))
@@ -141,8 +208,17 @@ impl<S: Storage> RawNode<S> {
             r.outbox.retarget_unissued();
             None
         };
-        let apply = if r.log.has_next_committed_entries() {
+        let apply = if apply_snapshot {
+            let snap = r
+                .snapshot_to_apply
+                .take()
+                .expect("checked by snapshot_ready_to_apply");
+            let first_index = r.log.applying + 1;
+            r.log.applying_to(snap.index());
+            Some(ApplyBatch::new(r.id, first_index, Some(snap), Vec::new()))
+        } else if r.log.has_next_committed_entries() {
             let entries = r.log.next_committed_entries(r.apply_bytes_max);
+            let first_index = r.log.applying + 1;
             let last = entries
                 .last()
                 .expect("has_next_committed_entries said some")
@@ -152,15 +228,17 @@ impl<S: Storage> RawNode<S> {
                 let bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
                 r.uncommitted_bytes = r.uncommitted_bytes.saturating_sub(bytes);
             }
-            Some(ApplyBatch::new(r.id, entries))
+            Some(ApplyBatch::new(r.id, first_index, None, entries))
         } else {
             None
         };
         let messages = std::mem::take(&mut r.outbox.ready);
+        let read_states = std::mem::take(&mut r.read_states);
         Ready {
             messages,
             persist,
             apply,
+            read_states,
         }
     }
 
@@ -176,8 +254,12 @@ impl<S: Storage> RawNode<S> {
             done.node, self.raft.id,
             "on_persisted: token minted by another node"
         );
-        self.raft
-            .on_persisted(done.seq, done.hard_state, done.last_entry);
+        self.raft.on_persisted(
+            done.seq,
+            done.hard_state,
+            done.snapshot_index,
+            done.last_entry,
+        );
     }
 
     /// Reports an apply batch applied.
@@ -316,6 +398,9 @@ impl MemStorage {
     /// # Errors
     /// [`StorageError::LogGap`] if the entries do not connect to the stored log.
     pub fn persist(&mut self, batch: &PersistBatch) -> Result<(), StorageError> {
+        if let Some(snap) = &batch.snapshot {
+            self.apply_snapshot(snap.clone())?;
+        }
         if !batch.entries.is_empty() {
             self.append(&batch.entries)?;
         }

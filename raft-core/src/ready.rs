@@ -19,12 +19,13 @@
 //! 4. Tokens name the node that minted them; a token from another node panics.
 
 use crate::EntryId;
-use crate::wire::{Entry, HardState, Message};
+use crate::read_only::ReadState;
+use crate::wire::{Entry, HardState, Message, Snapshot};
 
 /// Everything a node asks its driver to do, moved out by [`crate::RawNode::ready`].
 ///
 /// Destructure it without `..` so that a new obligation breaks your driver at compile time:
-/// `let Ready { messages, persist, apply } = node.ready();`
+/// `let Ready { messages, persist, apply, read_states } = node.ready();`
 #[must_use = "a Ready holds messages to send, a write to persist and entries to apply; \
               dropping it stalls the node"]
 #[derive(Debug, Default, PartialEq)]
@@ -37,6 +38,10 @@ pub struct Ready {
     pub persist: Option<PersistBatch>,
     /// Committed entries to apply, if any.
     pub apply: Option<ApplyBatch>,
+    /// Confirmed linearizable reads: serve each once the state machine has applied its
+    /// index. Requests that cannot be confirmed (leadership lost) are never answered here;
+    /// callers retry after a timeout.
+    pub read_states: Vec<ReadState>,
 }
 
 /// One write to make durable. Several may be outstanding; complete them in order.
@@ -46,6 +51,8 @@ pub struct Ready {
 pub struct PersistBatch {
     /// The new hard state, if it changed since the previous batch.
     pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: replace the log with it (before `entries`).
+    pub snapshot: Option<Snapshot>,
     /// Entries to write: truncate the log after `entries[0].index - 1`, then append these.
     pub entries: Vec<Entry>,
     /// Whether the write must be fsynced before it is reported durable (new entries, a new
@@ -62,6 +69,7 @@ pub struct Persisted {
     pub(crate) seq: u64,
     pub(crate) last_entry: Option<EntryId>,
     pub(crate) hard_state: Option<HardState>,
+    pub(crate) snapshot_index: Option<u64>,
 }
 
 /// Committed entries to apply to the state machine, in order.
@@ -69,6 +77,8 @@ pub struct Persisted {
               on_applied(batch.applied()); dropping it stalls applying"]
 #[derive(Debug, PartialEq)]
 pub struct ApplyBatch {
+    /// A snapshot to restore the state machine from, before `entries`.
+    pub snapshot: Option<Snapshot>,
     /// The entries, contiguous, all committed and durable locally.
     pub entries: Vec<Entry>,
     token: Applied,
@@ -88,6 +98,7 @@ impl PersistBatch {
         node: u64,
         seq: u64,
         hard_state: Option<HardState>,
+        snapshot: Option<Snapshot>,
         entries: Vec<Entry>,
         sync: bool,
     ) -> PersistBatch {
@@ -95,15 +106,21 @@ impl PersistBatch {
             entries.windows(2).all(|w| w[1].index == w[0].index + 1),
             "persist batch entries are contiguous"
         );
+        if let (Some(snap), Some(first)) = (&snapshot, entries.first()) {
+            assert_eq!(first.index, snap.index() + 1, "entries follow the snapshot");
+        }
         let last_entry = entries.last().map(|e| EntryId::new(e.index, e.term));
+        let snapshot_index = snapshot.as_ref().map(Snapshot::index);
         let token = Persisted {
             node,
             seq,
             last_entry,
             hard_state,
+            snapshot_index,
         };
         PersistBatch {
             hard_state,
+            snapshot,
             entries,
             sync,
             token,
@@ -117,6 +134,7 @@ impl PersistBatch {
             seq: self.token.seq,
             last_entry: self.token.last_entry,
             hard_state: self.token.hard_state,
+            snapshot_index: self.token.snapshot_index,
         }
     }
 
@@ -132,18 +150,35 @@ impl PersistBatch {
 }
 
 impl ApplyBatch {
-    pub(crate) fn new(node: u64, entries: Vec<Entry>) -> ApplyBatch {
-        assert!(!entries.is_empty(), "an apply batch is never empty");
+    pub(crate) fn new(
+        node: u64,
+        first_index: u64,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+    ) -> ApplyBatch {
+        assert!(
+            snapshot.is_some() || !entries.is_empty(),
+            "an apply batch is never empty"
+        );
         assert!(
             entries.windows(2).all(|w| w[1].index == w[0].index + 1),
             "apply batch entries are contiguous"
         );
+        let last_index = match (entries.last(), &snapshot) {
+            (Some(e), _) => e.index,
+            (None, Some(s)) => s.index(),
+            (None, None) => unreachable!("checked above"),
+        };
         let token = Applied {
             node,
-            first_index: entries[0].index,
-            last_index: entries[entries.len() - 1].index,
+            first_index,
+            last_index,
         };
-        ApplyBatch { entries, token }
+        ApplyBatch {
+            snapshot,
+            entries,
+            token,
+        }
     }
 
     /// The completion to hand to [`crate::RawNode::on_applied`] once applied.
@@ -164,6 +199,9 @@ impl ApplyBatch {
 impl Ready {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.persist.is_none() && self.apply.is_none()
+        self.messages.is_empty()
+            && self.persist.is_none()
+            && self.apply.is_none()
+            && self.read_states.is_empty()
     }
 }

@@ -421,9 +421,7 @@ mod tests {
         for line in schema.lines().map(str::trim) {
             if let Some(rest) = line.strip_prefix("message ") {
                 current = Some(rest.trim_end_matches(" {").trim().to_string());
-            } else if line.starts_with("enum ") {
-                current = None;
-            } else if line == "}" {
+            } else if line.starts_with("enum ") || line == "}" {
                 current = None;
             } else if let (Some(msg), Some((lhs, num))) = (&current, line.split_once('=')) {
                 let name = lhs

@@ -33,6 +33,7 @@ fn drain(node: &mut Node) -> Vec<Message> {
             messages,
             persist,
             apply,
+            read_states: _,
         } = node.ready();
         out.extend(messages);
         if let Some(b) = persist {
