@@ -38,6 +38,9 @@ pub struct Config {
     pub pre_vote: bool,
     /// Followers forward proposals to the leader; when off they return `NotLeader`.
     pub proposal_forwarding: bool,
+    /// A leader removed from the configuration (or demoted) steps down once the change is
+    /// applied. On by default; off keeps it leading a cluster it is not part of.
+    pub step_down_on_removal: bool,
     /// How a leader confirms read-index requests.
     pub read_only: ReadOnlyOption,
     /// Most read-index requests a leader keeps waiting for confirmation.
@@ -75,6 +78,7 @@ impl Config {
             check_quorum: true,
             pre_vote: true,
             proposal_forwarding: true,
+            step_down_on_removal: true,
             read_only: ReadOnlyOption::Safe,
             reads_pending_max: 4096,
             seed: None,

@@ -89,6 +89,15 @@ pub enum StepError {
     Storage(#[from] StorageError),
 }
 
+impl StepError {
+    /// Whether the message is merely stale: honest traffic that lost its meaning, such as a
+    /// response from a peer removed from the configuration. Drivers may log these quietly;
+    /// every other error means a peer sent something no correct node sends.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, StepError::UnknownPeer { .. })
+    }
+}
+
 /// What makes a message malformed.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,6 +196,36 @@ pub enum DropReason {
     /// A leadership transfer is in progress.
     #[error("leadership transfer in progress")]
     TransferInProgress,
+}
+
+/// Why a membership change was refused. Never silently turned into an empty entry.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfChangeError {
+    /// Only the leader proposes membership changes (they are not forwarded).
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The leader this node believes in, if any.
+        leader_hint: Option<u64>,
+    },
+    /// A change is in flight (or this new leader has not applied its first entry yet).
+    #[error("a configuration change at index {index} is not applied yet")]
+    Pending {
+        /// Index of the change (or first entry) that must be applied first.
+        index: u64,
+    },
+    /// A leadership transfer is in progress.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+    /// The change is invalid against the current configuration.
+    #[error("invalid change: {0}")]
+    Invalid(#[from] crate::confchange::ChangeError),
+    /// The leader refused the entry (flow control).
+    #[error("dropped: {reason}")]
+    Dropped {
+        /// Why.
+        reason: DropReason,
+    },
 }
 
 /// Why a read-index request was refused.

@@ -64,9 +64,12 @@
 //! | `MemoryStorage` | `MemStorage` (behind a lock) | [`MemStorage`] (plain struct) |
 //! | `Config.Rand` (global RNG) | thread-local RNG | [`Config::seed`] (per-node ChaCha) |
 //!
-//! Not built yet (see the README): membership changes.
+//! Membership changes: [`RawNode::propose_conf_change`] (single-step or joint); a change
+//! takes effect when its entry is reported applied, and [`ApplyBatch::conf_state`] shows the
+//! configuration after the batch for the driver's snapshots.
 #![warn(missing_docs)]
 
+pub mod confchange;
 pub mod config;
 pub mod error;
 pub mod log;
@@ -87,8 +90,8 @@ pub mod wire;
 pub use config::PlantedBugs;
 pub use config::{Config, ConfigError, ReadOnlyOption};
 pub use error::{
-    DropReason, Fault, ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError,
-    TransferError,
+    ConfChangeError, DropReason, Fault, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    StepError, TransferError,
 };
 pub use raft::SnapshotStatus;
 pub use raw_node::{CampaignError, RawNode};
@@ -97,4 +100,7 @@ pub use ready::{Applied, ApplyBatch, PersistBatch, Persisted, Ready};
 pub use status::{PeerStatus, Role, Status};
 pub use storage::{MemStorage, RaftState, Storage, StorageError};
 pub use types::EntryId;
-pub use wire::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
+pub use wire::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Entry, EntryType, HardState, Message, MessageType, Snapshot,
+};

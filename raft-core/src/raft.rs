@@ -25,7 +25,9 @@
 //! message leaves the node as it was.
 
 use crate::EntryId;
+use crate::confchange;
 use crate::config::{Config, ReadOnlyOption};
+use crate::error::ConfChangeError;
 use crate::error::{
     DropReason, Fault, ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError,
     TransferError,
@@ -37,11 +39,16 @@ use crate::read_only::{PendingRead, ReadOnly, ReadState};
 use crate::status::Role;
 use crate::storage::Storage;
 use crate::tracker::{Progress, ProgressState, ProgressTracker};
-use crate::wire::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
+use crate::wire::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    Snapshot,
+};
 use bytes::Bytes;
+use prost::Message as _;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use slog::{Logger, debug, info, warn};
+use std::collections::VecDeque;
 
 /// Context of a vote request sent on a leadership transfer: it bypasses stickiness.
 pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";
@@ -115,6 +122,8 @@ pub(crate) struct Raft<S: Storage> {
     commit_due: bool,
     /// Reused buffer of peer ids, so that sending appends allocates nothing per Ready.
     peers_scratch: Vec<u64>,
+    /// Peers that answered a heartbeat while behind: they get an append even if empty.
+    empty_append_due: Vec<u64>,
 
     /// Ticks since this node started: the clock of heartbeat rounds and leases.
     now: u64,
@@ -134,6 +143,14 @@ pub(crate) struct Raft<S: Storage> {
     pub read_states: Vec<ReadState>,
     /// A snapshot to hand to the application once durable.
     pub snapshot_to_apply: Option<Snapshot>,
+
+    /// Index of the last configuration change this leader proposed (or of its first entry).
+    pending_conf_index: u64,
+    step_down_on_removal: bool,
+    /// The configuration after every change handed out to apply.
+    applying_conf: ConfState,
+    /// Changes handed out to apply and not yet reported applied, in log order.
+    conf_queue: VecDeque<(u64, ConfChangeV2)>,
 
     pub logger: Logger,
     #[cfg(feature = "planted-bugs")]
@@ -197,6 +214,7 @@ impl<S: Storage> Raft<S> {
             append_due: false,
             commit_due: false,
             peers_scratch: Vec::new(),
+            empty_append_due: Vec::new(),
             now: 0,
             lead_transferee: 0,
             timeout_now_sent: false,
@@ -207,6 +225,10 @@ impl<S: Storage> Raft<S> {
             read_round_due: false,
             read_states: Vec::new(),
             snapshot_to_apply: None,
+            pending_conf_index: 0,
+            step_down_on_removal: cfg.step_down_on_removal,
+            applying_conf: rs.conf_state.clone(),
+            conf_queue: VecDeque::new(),
             logger,
             #[cfg(feature = "planted-bugs")]
             planted_bugs: cfg.planted_bugs,
@@ -289,8 +311,141 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Whether this node may campaign: a voter with no committed configuration change left
+    /// to apply (it might not be a voter once that is applied).
     pub fn promotable(&self) -> bool {
-        self.prs.is_voter(self.id)
+        self.prs.is_voter(self.id) && !self.has_unapplied_conf_change()
+    }
+
+    fn has_unapplied_conf_change(&self) -> bool {
+        let (lo, hi) = (self.log.applied + 1, self.log.committed + 1);
+        if lo >= hi {
+            return false;
+        }
+        match self.log.slice(lo, hi, u64::MAX) {
+            Ok(ents) => ents
+                .iter()
+                .any(|e| e.entry_type != EntryType::EntryNormal as i32),
+            // Unreadable: be conservative and do not campaign.
+            Err(_) => true,
+        }
+    }
+
+    /// Proposes a membership change; it takes effect on each node when its entry is
+    /// reported applied there.
+    pub fn propose_conf_change(&mut self, cc: ConfChangeV2) -> Result<EntryId, ConfChangeError> {
+        if self.role != Role::Leader {
+            return Err(ConfChangeError::NotLeader {
+                leader_hint: (self.leader_id != 0).then_some(self.leader_id),
+            });
+        }
+        if self.lead_transferee != 0 {
+            return Err(ConfChangeError::TransferInProgress);
+        }
+        if self.pending_conf_index > self.log.applied {
+            // Either a change is in flight, or this new leader has not yet applied the
+            // entries of its term up to its first one (the single-server bug of 2015).
+            return Err(ConfChangeError::Pending {
+                index: self.pending_conf_index,
+            });
+        }
+        confchange::apply(&self.prs.conf_state(), &cc).map_err(ConfChangeError::Invalid)?;
+        let mut ents = [Entry {
+            entry_type: EntryType::EntryConfChangeV2 as i32,
+            term: 0,
+            index: 0,
+            data: Bytes::from(cc.encode_to_vec()),
+        }];
+        self.append_entries(&mut ents).map_err(|e| match e {
+            ProposeError::Dropped { reason } => ConfChangeError::Dropped { reason },
+            _ => ConfChangeError::NotLeader {
+                leader_hint: Some(self.id),
+            },
+        })?;
+        self.pending_conf_index = ents[0].index;
+        info!(self.logger, "proposed configuration change"; "index" => ents[0].index);
+        Ok(EntryId::new(ents[0].index, ents[0].term))
+    }
+
+    /// Called at `ready()` for the entries handed out to apply: predicts the configuration
+    /// each change leads to and queues the changes for `on_applied`. Returns the
+    /// configuration in effect after the batch if it changes.
+    pub fn queue_conf_changes(&mut self, ents: &[Entry]) -> Option<ConfState> {
+        let mut changed = None;
+        for e in ents {
+            let Some(cc) = decode_conf_change(e) else {
+                continue;
+            };
+            match cc.and_then(|cc| {
+                confchange::apply(&self.applying_conf, &cc)
+                    .map(|cs| (cc, cs))
+                    .map_err(Some)
+            }) {
+                Ok((cc, cs)) => {
+                    self.applying_conf = cs.clone();
+                    self.conf_queue.push_back((e.index, cc));
+                    changed = Some(cs);
+                }
+                Err(err) => {
+                    // Every node skips the same entry: the log is the same everywhere.
+                    warn!(self.logger, "skipping invalid configuration change";
+                          "index" => e.index, "error" => ?err);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Applies the configuration changes queued up to `applied`.
+    pub fn apply_conf_changes(&mut self, applied: u64) {
+        let mut any = false;
+        while self.conf_queue.front().is_some_and(|(i, _)| *i <= applied) {
+            let (index, cc) = self.conf_queue.pop_front().expect("front checked");
+            let cs = confchange::apply(&self.prs.conf_state(), &cc)
+                .expect("a change validated at ready() applies to the same configuration");
+            info!(self.logger, "applied configuration change"; "index" => index,
+                  "voters" => ?cs.voters, "outgoing" => ?cs.voters_outgoing,
+                  "learners" => ?cs.learners);
+            self.prs.apply_conf(&cs, self.log.last_index() + 1);
+            any = true;
+        }
+        if !any || self.role != Role::Leader {
+            return;
+        }
+        if self.lead_transferee != 0 && !self.prs.is_voter(self.lead_transferee) {
+            self.lead_transferee = 0;
+        }
+        let member = self.prs.config.voters.contains(self.id);
+        if !member && self.step_down_on_removal {
+            info!(self.logger, "stepping down: removed from the configuration");
+            self.become_follower(self.term, 0);
+            return;
+        }
+        self.append_due = true;
+        self.maybe_commit();
+        self.maybe_auto_leave();
+    }
+
+    /// A leader leaves a joint configuration by itself once the change that entered it is
+    /// applied, including a leader elected while joint (etcd #12136).
+    pub fn maybe_auto_leave(&mut self) {
+        let cfg = &self.prs.config;
+        if self.role == Role::Leader
+            && cfg.auto_leave
+            && cfg.voters.is_joint()
+            && self.log.applied >= self.pending_conf_index
+        {
+            let ents = [Entry {
+                entry_type: EntryType::EntryConfChangeV2 as i32,
+                term: self.term,
+                index: self.log.last_index() + 1,
+                data: Bytes::from(ConfChangeV2::leave_joint().encode_to_vec()),
+            }];
+            self.log.append(&ents);
+            self.append_due = true;
+            self.pending_conf_index = ents[0].index;
+            info!(self.logger, "leaving joint configuration"; "index" => self.pending_conf_index);
+        }
     }
 
     pub fn propose(&mut self, data: Bytes) -> Result<EntryId, ProposeError> {
@@ -479,16 +634,25 @@ impl<S: Storage> Raft<S> {
                         last_index: msg_last,
                     });
                 }
-                if m.term >= self.term
-                    && m.index >= self.log.committed
-                    && self.log.match_term(EntryId::new(m.index, m.log_term))
-                {
-                    let conflict = self.log.find_conflict(&m.entries);
-                    if conflict != 0 && conflict <= self.log.committed {
-                        return Err(StepError::ConflictBelowCommit {
-                            index: conflict,
-                            committed: self.log.committed,
-                        });
+                if m.term >= self.term {
+                    // A leader of this term or later holds every committed entry (leader
+                    // completeness): any disagreement at or below our commit index is
+                    // impossible. An older leader's late message may disagree honestly; it
+                    // is ignored as stale instead.
+                    let committed = self.log.committed;
+                    let first_known = self.log.first_index().saturating_sub(1);
+                    let claims = std::iter::once((m.index, m.log_term))
+                        .chain(m.entries.iter().map(|e| (e.index, e.term)));
+                    for (index, term) in claims {
+                        if index > committed {
+                            break;
+                        }
+                        if index >= first_known
+                            && index > 0
+                            && self.log.term(index).is_ok_and(|t| t != term)
+                        {
+                            return Err(StepError::ConflictBelowCommit { index, committed });
+                        }
                     }
                 }
             }
@@ -612,11 +776,16 @@ impl<S: Storage> Raft<S> {
                     kind: m.kind(),
                 })?;
                 pr.recent_active = true;
-                if pr.state == ProgressState::Probe {
+                // Unpause even a full replicate window: if every append in it was lost, the
+                // empty append sent now is answered and clears the window (etcd does this).
+                if pr.state != ProgressState::Snapshot {
                     pr.msg_app_flow_paused = false;
                 }
-                if pr.matched < last_index {
+                if pr.matched < last_index || pr.state == ProgressState::Probe {
                     self.append_due = true;
+                    if !self.empty_append_due.contains(&m.from) {
+                        self.empty_append_due.push(m.from);
+                    }
                 }
                 if m.read_round != 0 && self.prs.is_voter(m.from) {
                     self.recv_read_ack(m.from, m.read_round);
@@ -809,6 +978,9 @@ impl<S: Storage> Raft<S> {
             self.log.restore(snap.clone());
             self.snapshot_to_apply = Some(snap);
             let next = self.log.last_index() + 1;
+            // The snapshot's configuration supersedes changes still waiting to be applied.
+            self.conf_queue.clear();
+            self.applying_conf = cs.clone();
             self.prs.apply_conf(&cs, next);
             r.index = self.log.last_index();
         }
@@ -988,6 +1160,7 @@ impl<S: Storage> Raft<S> {
         self.append_due = false;
         self.commit_due = false;
         self.lead_transferee = 0;
+        self.empty_append_due.clear();
         self.timeout_now_sent = false;
         self.read_only.reset();
         self.reads_before_commit.clear();
@@ -1055,6 +1228,9 @@ impl<S: Storage> Raft<S> {
         let mut noop = [Entry::normal(0, 0, Bytes::new())];
         self.append_entries(&mut noop)
             .expect("the first entry of a term is never refused: nothing is uncommitted yet");
+        // No configuration change until everything up to this entry is applied: an earlier
+        // change may still be in the log, and this leader must commit in its term first.
+        self.pending_conf_index = noop[0].index;
     }
 
     // ---------------------------------------------------------------- replication
@@ -1109,12 +1285,14 @@ impl<S: Storage> Raft<S> {
                 .prs
                 .get(to)
                 .is_some_and(|pr| pr.state == ProgressState::Probe);
-            let mut send_empty = commit_due || probe;
+            let nudge = self.empty_append_due.contains(&to);
+            let mut send_empty = commit_due || probe || nudge;
             while self.maybe_send_append(to, send_empty) {
                 send_empty = false;
             }
         }
         self.peers_scratch = peers;
+        self.empty_append_due.clear();
     }
 
     /// Sends one append to `to` if its progress allows; returns whether one was sent.
@@ -1132,7 +1310,10 @@ impl<S: Storage> Raft<S> {
             Err(_) => return self.maybe_send_snapshot(to),
         };
         let last_index = self.log.last_index();
-        let entries = if next <= last_index {
+        // A full replicate window sends only an empty append (after a heartbeat response):
+        // enough to learn where the follower stands, without overfilling the window.
+        let window_full = pr.state == ProgressState::Replicate && pr.inflights.full();
+        let entries = if next <= last_index && !window_full {
             match self.log.entries(next, self.msg_bytes_max) {
                 Ok(ents) => ents,
                 Err(_) => return self.maybe_send_snapshot(to),
@@ -1505,4 +1686,20 @@ pub(crate) fn conf_state_is_valid(cs: &ConfState) -> bool {
         .iter()
         .any(|l| cs.voters.contains(l) || !cs.voters_outgoing.contains(l));
     !learner_is_voter && !bad_demotion
+}
+
+/// Decodes the change carried by a configuration entry: `None` for a normal entry,
+/// `Some(Err(None))` for one whose data does not decode.
+fn decode_conf_change(e: &Entry) -> Option<Result<ConfChangeV2, Option<confchange::ChangeError>>> {
+    match EntryType::try_from(e.entry_type) {
+        Ok(EntryType::EntryConfChangeV2) => {
+            Some(ConfChangeV2::decode(e.data.as_ref()).map_err(|_| None))
+        }
+        Ok(EntryType::EntryConfChange) => Some(
+            ConfChange::decode(e.data.as_ref())
+                .map(ConfChangeV2::from)
+                .map_err(|_| None),
+        ),
+        _ => None,
+    }
 }

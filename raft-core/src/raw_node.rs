@@ -15,7 +15,8 @@ use crate::config::Config;
 #[allow(unused_imports)] // named in docs
 use crate::config::ReadOnlyOption;
 use crate::error::{
-    ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError, TransferError,
+    ConfChangeError, ForgetLeaderError, NewError, ProposeError, ReadIndexError, StepError,
+    TransferError,
 };
 use crate::raft::{Raft, SnapshotStatus};
 #[allow(unused_imports)] // named in docs
@@ -24,6 +25,7 @@ use crate::ready::{Applied, ApplyBatch, PersistBatch, Persisted, Ready};
 use crate::status::{PeerStatus, Role, Status};
 use crate::storage::{MemStorage, Storage, StorageError};
 use crate::wire::Message;
+use crate::wire::{ConfChangeV2, ConfState};
 use bytes::Bytes;
 use slog::Logger;
 
@@ -126,6 +128,25 @@ impl<S: Storage> RawNode<S> {
         self.raft.forget_leader()
     }
 
+    /// Proposes a membership change: a single-step change, or several at once through a
+    /// joint configuration (see [`crate::confchange::apply`] for the rules). It takes effect
+    /// on each node when its entry is reported applied there.
+    ///
+    /// # Errors
+    /// [`ConfChangeError`] when this node is not the leader, a change is still pending, a
+    /// transfer is in progress, or the change is invalid; never a silent no-op.
+    pub fn propose_conf_change(
+        &mut self,
+        cc: impl Into<ConfChangeV2>,
+    ) -> Result<EntryId, ConfChangeError> {
+        self.raft.propose_conf_change(cc.into())
+    }
+
+    /// The configuration in effect (changes reported applied).
+    pub fn conf_state(&self) -> ConfState {
+        self.raft.prs.conf_state()
+    }
+
     /// Starts an election now (a pre-vote first when configured).
     ///
     /// # Errors
@@ -215,7 +236,14 @@ impl<S: Storage> RawNode<S> {
                 .expect("checked by snapshot_ready_to_apply");
             let first_index = r.log.applying + 1;
             r.log.applying_to(snap.index());
-            Some(ApplyBatch::new(r.id, first_index, Some(snap), Vec::new()))
+            let conf_state = snap.metadata.as_ref().and_then(|m| m.conf_state.clone());
+            Some(ApplyBatch::new(
+                r.id,
+                first_index,
+                Some(snap),
+                conf_state,
+                Vec::new(),
+            ))
         } else if r.log.has_next_committed_entries() {
             let entries = r.log.next_committed_entries(r.apply_bytes_max);
             let first_index = r.log.applying + 1;
@@ -228,7 +256,14 @@ impl<S: Storage> RawNode<S> {
                 let bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
                 r.uncommitted_bytes = r.uncommitted_bytes.saturating_sub(bytes);
             }
-            Some(ApplyBatch::new(r.id, first_index, None, entries))
+            let conf_state = r.queue_conf_changes(&entries);
+            Some(ApplyBatch::new(
+                r.id,
+                first_index,
+                None,
+                conf_state,
+                entries,
+            ))
         } else {
             None
         };
@@ -277,6 +312,8 @@ impl<S: Storage> RawNode<S> {
             "on_applied: apply batches are reported in order"
         );
         self.raft.log.applied_to(done.last_index);
+        self.raft.apply_conf_changes(done.last_index);
+        self.raft.maybe_auto_leave();
     }
 
     // ------------------------------------------------------------ getters

@@ -20,7 +20,7 @@
 
 use crate::EntryId;
 use crate::read_only::ReadState;
-use crate::wire::{Entry, HardState, Message, Snapshot};
+use crate::wire::{ConfState, Entry, HardState, Message, Snapshot};
 
 /// Everything a node asks its driver to do, moved out by [`crate::RawNode::ready`].
 ///
@@ -79,6 +79,9 @@ pub struct Persisted {
 pub struct ApplyBatch {
     /// A snapshot to restore the state machine from, before `entries`.
     pub snapshot: Option<Snapshot>,
+    /// The configuration in effect once this batch is applied, when the batch changes it
+    /// (a snapshot, or configuration-change entries). Store it with your snapshots.
+    pub conf_state: Option<ConfState>,
     /// The entries, contiguous, all committed and durable locally.
     pub entries: Vec<Entry>,
     token: Applied,
@@ -154,6 +157,7 @@ impl ApplyBatch {
         node: u64,
         first_index: u64,
         snapshot: Option<Snapshot>,
+        conf_state: Option<ConfState>,
         entries: Vec<Entry>,
     ) -> ApplyBatch {
         assert!(
@@ -176,6 +180,7 @@ impl ApplyBatch {
         };
         ApplyBatch {
             snapshot,
+            conf_state,
             entries,
             token,
         }

@@ -152,11 +152,24 @@ impl MemStorage {
         MemStorage::default()
     }
 
-    /// An empty storage whose initial configuration is `conf_state` (how a new cluster is
-    /// bootstrapped: every founding member starts with the same voters).
+    /// A founding member's storage: the initial configuration `conf_state` stands as a
+    /// snapshot at index 1, term 1 (hard state term 1, commit 1), and the log starts at 2.
+    ///
+    /// Why a snapshot: a node that joins later starts from [`MemStorage::new`] with no
+    /// configuration at all. It cannot rebuild the founding configuration from the log (it is
+    /// not in the log), so it must receive a snapshot; because the founders' logs start at 2,
+    /// a leader finds index 1 compacted for a joiner and sends it the snapshot, configuration
+    /// included. raft-rs bootstraps the same way.
     pub fn new_with_conf_state(conf_state: ConfState) -> MemStorage {
         MemStorage {
+            hard_state: HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            },
             conf_state,
+            base_index: 1,
+            base_term: 1,
             ..MemStorage::default()
         }
     }
