@@ -72,6 +72,8 @@
 pub mod confchange;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 mod log_unstable;
 mod outbox;

@@ -317,7 +317,7 @@ impl<S: Storage> Raft<S> {
         self.prs.is_voter(self.id) && !self.has_unapplied_conf_change()
     }
 
-    fn has_unapplied_conf_change(&self) -> bool {
+    pub fn has_unapplied_conf_change(&self) -> bool {
         let (lo, hi) = (self.log.applied + 1, self.log.committed + 1);
         if lo >= hi {
             return false;
@@ -1516,14 +1516,14 @@ impl<S: Storage> Raft<S> {
         self.lead_transferee = to;
         // The transfer must finish within an election timeout or it is abandoned.
         self.election_elapsed = 0;
-        if self
-            .prs
-            .get(to)
-            .is_some_and(|pr| pr.matched == self.log.last_index())
-        {
+        if self.prs.get(to).is_some_and(|pr| pr.matched == self.log.last_index()) {
             self.send_timeout_now(to);
         } else {
+            // Catch the target up now, even if it looks up to date in replicate state.
             self.append_due = true;
+            if !self.empty_append_due.contains(&to) {
+                self.empty_append_due.push(to);
+            }
         }
         Ok(())
     }

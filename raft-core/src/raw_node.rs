@@ -44,6 +44,10 @@ pub enum CampaignError {
     /// This node already leads its term.
     #[error("already leader")]
     AlreadyLeader,
+    /// A committed configuration change is not applied yet: once it is, this node may no
+    /// longer be a voter.
+    #[error("a committed configuration change is not applied yet")]
+    PendingConfChange,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -155,9 +159,14 @@ impl<S: Storage> RawNode<S> {
         if self.raft.role == Role::Leader {
             return Err(CampaignError::AlreadyLeader);
         }
-        if !self.raft.campaign_now() {
+        if !self.raft.prs.is_voter(self.raft.id) {
             return Err(CampaignError::NotVoter);
         }
+        if self.raft.has_unapplied_conf_change() {
+            return Err(CampaignError::PendingConfChange);
+        }
+        let started = self.raft.campaign_now();
+        debug_assert!(started, "a voter with no pending change can campaign");
         Ok(())
     }
 

@@ -161,15 +161,22 @@ impl MemStorage {
     /// a leader finds index 1 compacted for a joiner and sends it the snapshot, configuration
     /// included. raft-rs bootstraps the same way.
     pub fn new_with_conf_state(conf_state: ConfState) -> MemStorage {
-        MemStorage {
-            hard_state: HardState {
+        // The founding snapshot is kept explicitly: it must carry the configuration as of
+        // index 1 even after the driver records later configurations with set_conf_state.
+        let founding = Snapshot {
+            data: Bytes::new(),
+            metadata: Some(SnapshotMetadata {
+                conf_state: Some(conf_state.clone()),
+                index: 1,
                 term: 1,
-                vote: 0,
-                commit: 1,
-            },
+            }),
+        };
+        MemStorage {
+            hard_state: HardState { term: 1, vote: 0, commit: 1 },
             conf_state,
             base_index: 1,
             base_term: 1,
+            snapshot: Some(founding),
             ..MemStorage::default()
         }
     }

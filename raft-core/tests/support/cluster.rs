@@ -8,20 +8,27 @@
 //!
 //! Beyond printing, the harness checks the Ready contract on every Ready it takes and prints
 //! a `CONTRACT:` or `SAFETY:` line (which no golden file should contain) when:
-//! 1. an apply batch holds an entry that is not on the node's disk (DESIGN §2 rule 4), or does
-//!    not start right after what the state machine applied;
+//! 1. an apply batch holds an entry (or a snapshot) that is not on the node's disk (DESIGN §2
+//!    rule 4), or does not start right after what the state machine applied;
 //! 2. an append acknowledgement or a vote grant is handed out before the write it vouches for
 //!    is on disk (rule 2);
-//! 3. two nodes apply different entries at one index, or two nodes lead one term;
-//! 4. `has_ready()` and `ready()` disagree.
+//! 3. two nodes apply different entries at one index, or two nodes lead one term (of one
+//!    cluster: the nodes of one `add-nodes` and those that `join` them);
+//! 4. `has_ready()` and `ready()` disagree;
+//! 5. an apply batch's `conf_state` is not what its configuration changes (or snapshot) give
+//!    when the state machine replays them with `raft_core::confchange` (rule 4: the new
+//!    configuration is visible to the driver).
 //!
-//! After every command the harness runs `check_invariants()` on every live node.
+//! After every command the harness runs `check_invariants()` on every live node and prints
+//! an `INVARIANT:` line with the panic message if one fails.
 
 use super::render;
 use super::script::Command;
+use super::state_machine::StateMachine;
 use raft_core::{
-    ApplyBatch, ConfState, Config, Entry, EntryId, HardState, MemStorage, Message, MessageType,
-    PersistBatch, RawNode, Ready, Role, Storage,
+    ApplyBatch, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Config, Entry, EntryId, HardState, MemStorage, Message, MessageType, PersistBatch, RawNode,
+    ReadOnlyOption, Ready, Role, SnapshotStatus, Storage, StorageError,
 };
 use slog::Logger;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -51,14 +58,18 @@ pub struct Cluster {
 
 struct Node {
     cfg: Config,
-    voters: Vec<u64>,
+    /// The cluster the node belongs to, named by the first id of its `add-nodes`.
+    cluster: u64,
+    /// The voters of the founding configuration on this node's disk; empty for a node that
+    /// joined later with an empty disk.
+    founders: Vec<u64>,
     state: NodeState,
     /// Persist batches handed out and not yet written, oldest first.
     persists: VecDeque<PersistBatch>,
     /// Apply batches handed out and not yet applied, oldest first.
     applies: VecDeque<ApplyBatch>,
-    /// The state machine's applied index; it survives crashes.
-    applied: u64,
+    /// The application: applied index, data and configuration; it survives crashes.
+    sm: StateMachine,
     /// How many Readies were taken from this node (0 = fresh, `set-log` allowed).
     readies: u64,
     /// Role, term and leader as last printed.
@@ -116,6 +127,17 @@ fn node_up(nodes: &mut BTreeMap<u64, Node>, id: u64) -> Result<&mut RawNode<MemS
     }
 }
 
+/// The ids of a keyed argument `key=1,2,3`, if given.
+fn id_set(cmd: &mut Command, key: &str) -> Result<Option<BTreeSet<u64>>, String> {
+    cmd.take(key)
+        .map(|list| {
+            list.split(',')
+                .map(|t| t.parse().map_err(|_| format!("{key}: bad id `{t}`")))
+                .collect()
+        })
+        .transpose()
+}
+
 fn required_id(cmd: &Command) -> Result<u64, String> {
     cmd.positional_u64(0)?
         .ok_or_else(|| format!("{}: a node id is required", cmd.name))
@@ -153,9 +175,21 @@ impl Cluster {
     pub fn run(&mut self, line: &str) -> Result<Vec<String>, String> {
         let mut cmd = Command::parse(line);
         let result = self.dispatch(&mut cmd).and_then(|()| cmd.finish());
-        for node in self.nodes.values() {
+        for (id, node) in &self.nodes {
             if let NodeState::Up(raw) = &node.state {
-                raw.check_invariants();
+                // `check_invariants` only reads, so a node that fails it is left intact and
+                // the script can go on to show what happens next.
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    raw.check_invariants();
+                }));
+                if let Err(panic) = checked {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                        .unwrap_or_default();
+                    self.out.push(format!("INVARIANT: {id}: {msg}"));
+                }
             }
         }
         let mut out = std::mem::take(&mut self.out);
@@ -263,14 +297,9 @@ impl Cluster {
             "restart" => self.restart(cmd),
             "set-log" => self.set_log(cmd),
             "stabilize" => {
-                let slow = match cmd.take("no-persist") {
-                    Some(list) => list
-                        .split(',')
-                        .map(|t| t.parse().map_err(|_| format!("no-persist: bad id `{t}`")))
-                        .collect::<Result<BTreeSet<u64>, String>>()?,
-                    None => BTreeSet::new(),
-                };
-                self.stabilize(&slow);
+                let slow = id_set(cmd, "no-persist")?.unwrap_or_default();
+                let only = id_set(cmd, "only")?;
+                self.stabilize(&slow, only.as_ref());
                 Ok(())
             }
             "log" => self.log(cmd),
@@ -285,7 +314,88 @@ impl Cluster {
                 Ok(())
             }
             "status" => self.status(cmd),
+            "state" => {
+                let id = required_id(cmd)?;
+                let node = self.nodes.get(&id).ok_or(format!("no node {id}"))?;
+                self.out.push(node.sm.describe());
+                Ok(())
+            }
+            "conf" => {
+                let id = required_id(cmd)?;
+                let conf = node_up(&mut self.nodes, id)?.conf_state();
+                self.out.push(render::conf_state(&conf));
+                Ok(())
+            }
             "raw-step" => self.raw_step(cmd),
+            "join" => self.join(cmd),
+            "conf-change" => self.conf_change(cmd),
+            "leave-joint" => {
+                let id = required_id(cmd)?;
+                let r =
+                    node_up(&mut self.nodes, id)?.propose_conf_change(ConfChangeV2::leave_joint());
+                self.out.push(match r {
+                    Ok(entry_id) => format!("{entry_id}"),
+                    Err(e) => format!("error: {e:?}"),
+                });
+                self.observe(id);
+                Ok(())
+            }
+            "compact" => self.compact(cmd),
+            "transfer-leader" => {
+                let id = required_id(cmd)?;
+                let to = cmd
+                    .positional_u64(1)?
+                    .ok_or("transfer-leader: a target id is required")?;
+                if let Err(e) = node_up(&mut self.nodes, id)?.transfer_leader(to) {
+                    self.out.push(format!("error: {e:?}"));
+                }
+                self.observe(id);
+                Ok(())
+            }
+            "read-index" => {
+                let id = required_id(cmd)?;
+                let ctx = cmd
+                    .positional
+                    .get(1)
+                    .ok_or("read-index: a context is required")?
+                    .clone();
+                if let Err(e) = node_up(&mut self.nodes, id)?.read_index(ctx.into_bytes()) {
+                    self.out.push(format!("error: {e:?}"));
+                }
+                self.observe(id);
+                Ok(())
+            }
+            "report-snapshot" => {
+                let id = required_id(cmd)?;
+                let peer = cmd
+                    .positional_u64(1)?
+                    .ok_or("report-snapshot: a peer id is required")?;
+                let status = match cmd.positional.get(2).map(String::as_str) {
+                    Some("ok") => SnapshotStatus::Finish,
+                    Some("fail") => SnapshotStatus::Failure,
+                    _ => return Err("report-snapshot: ok or fail is required".to_string()),
+                };
+                node_up(&mut self.nodes, id)?.report_snapshot(peer, status);
+                self.observe(id);
+                Ok(())
+            }
+            "report-unreachable" => {
+                let id = required_id(cmd)?;
+                let peer = cmd
+                    .positional_u64(1)?
+                    .ok_or("report-unreachable: a peer id is required")?;
+                node_up(&mut self.nodes, id)?.report_unreachable(peer);
+                self.observe(id);
+                Ok(())
+            }
+            "forget-leader" => {
+                let id = required_id(cmd)?;
+                if let Err(e) = node_up(&mut self.nodes, id)?.forget_leader() {
+                    self.out.push(format!("error: {e:?}"));
+                }
+                self.observe(id);
+                Ok(())
+            }
             "check" => Ok(()),
             other => Err(format!("unknown command `{other}`")),
         }
@@ -327,27 +437,66 @@ impl Cluster {
             template.uncommitted_bytes_max = v;
         }
         template.seed = cmd.take_u64("seed")?;
+        template.read_only = match cmd.take("read-only").as_deref() {
+            None | Some("safe") => ReadOnlyOption::Safe,
+            Some("lease") => ReadOnlyOption::LeaseBased,
+            Some(other) => return Err(format!("read-only={other}: expected safe or lease")),
+        };
+        template.step_down_on_removal = cmd.take_bool("step-down")?.unwrap_or(true);
         for &id in &voters {
             let mut cfg = template.clone();
             cfg.id = id;
-            let raw = RawNode::new(&cfg, empty_disk(&voters), &self.logger)
-                .map_err(|e| format!("add-nodes: node {id}: {e}"))?;
-            let seen = Some((raw.role(), raw.term(), raw.leader()));
-            let applied = raw.status().applied;
-            self.nodes.insert(
-                id,
-                Node {
-                    cfg,
-                    voters: voters.clone(),
-                    state: NodeState::Up(Box::new(raw)),
-                    persists: VecDeque::new(),
-                    applies: VecDeque::new(),
-                    applied,
-                    readies: 0,
-                    seen,
-                },
-            );
+            self.add_node(cfg, voters[0], &voters)?;
         }
+        Ok(())
+    }
+
+    /// A new node joining the cluster of the lowest-numbered node, with that node's config
+    /// and an empty disk: it knows no configuration until a leader sends it a snapshot.
+    fn join(&mut self, cmd: &Command) -> Result<(), String> {
+        let id = required_id(cmd)?;
+        if self.nodes.contains_key(&id) {
+            return Err(format!("join: node {id} exists"));
+        }
+        let first = self
+            .nodes
+            .values()
+            .next()
+            .ok_or("join: no cluster to join")?;
+        let mut cfg = first.cfg.clone();
+        cfg.id = id;
+        cfg.applied = 0;
+        let cluster = first.cluster;
+        self.add_node(cfg, cluster, &[])
+    }
+
+    /// Starts node `cfg.id` on a founding disk of `founders`, or on an empty disk when there
+    /// are none.
+    fn add_node(&mut self, cfg: Config, cluster: u64, founders: &[u64]) -> Result<(), String> {
+        let id = cfg.id;
+        let disk = if founders.is_empty() {
+            MemStorage::new()
+        } else {
+            founding_disk(founders)
+        };
+        let conf = disk.conf_state().clone();
+        let raw = RawNode::new(&cfg, disk, &self.logger).map_err(|e| format!("node {id}: {e}"))?;
+        let seen = Some((raw.role(), raw.term(), raw.leader()));
+        let sm = StateMachine::new(raw.status().applied, conf);
+        self.nodes.insert(
+            id,
+            Node {
+                cfg,
+                cluster,
+                founders: founders.to_vec(),
+                state: NodeState::Up(Box::new(raw)),
+                persists: VecDeque::new(),
+                applies: VecDeque::new(),
+                sm,
+                readies: 0,
+                seen,
+            },
+        );
         Ok(())
     }
 
@@ -413,7 +562,7 @@ impl Cluster {
         }
         self.out.push(line);
         if role == Role::Leader {
-            let first = *self.leaders.entry((node.voters[0], term)).or_insert(id);
+            let first = *self.leaders.entry((node.cluster, term)).or_insert(id);
             if first != id {
                 self.out.push(format!(
                     "SAFETY: {id} leads term {term}, which {first} already led"
@@ -502,8 +651,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Applies every outstanding apply batch of `id` and reports it. With `quiet`, only
-    /// contract and safety violations print.
+    /// Applies every outstanding apply batch of `id` to its state machine, stores the new
+    /// configuration the batch announces (as a driver must, for restarts), and reports it.
+    /// With `quiet`, only contract and safety violations print.
     fn apply(&mut self, id: u64, indent: &str, quiet: bool) -> Result<(), String> {
         node_up(&mut self.nodes, id)?;
         loop {
@@ -511,25 +661,30 @@ impl Cluster {
             let Some(batch) = node.applies.pop_front() else {
                 break;
             };
+            let mut lines = Vec::new();
             // A snapshot replaces the state machine; entries continue right after it.
             let expected_first = match &batch.snapshot {
                 Some(snap) => {
-                    if snap.index() <= node.applied {
-                        self.out.push(format!(
-                            "{indent}CONTRACT: snapshot at {} does not move past applied {}",
+                    if snap.index() <= node.sm.applied {
+                        lines.push(format!(
+                            "CONTRACT: snapshot at {} does not move past applied {}",
                             snap.index(),
-                            node.applied
+                            node.sm.applied
                         ));
+                        // Restoring it would move the state machine backwards.
+                        self.out
+                            .extend(lines.iter().map(|l| format!("{indent}{l}")));
+                        return Ok(());
                     }
                     snap.index() + 1
                 }
-                None => node.applied + 1,
+                None => node.sm.applied + 1,
             };
             if let Some(first) = batch.entries.first()
                 && first.index != expected_first
             {
-                self.out.push(format!(
-                    "{indent}CONTRACT: apply batch entries start at {}, expected {expected_first}",
+                lines.push(format!(
+                    "CONTRACT: apply batch entries start at {}, expected {expected_first}",
                     first.index
                 ));
             }
@@ -537,25 +692,43 @@ impl Cluster {
                 let eid = EntryId::new(e.index, e.term);
                 let first = *self
                     .applied_ids
-                    .entry((node.voters[0], e.index))
+                    .entry((node.cluster, e.index))
                     .or_insert(eid);
                 if first != eid {
-                    self.out.push(format!(
-                        "{indent}SAFETY: {id} applied {eid} where {first} was applied"
+                    lines.push(format!(
+                        "SAFETY: {id} applied {eid} where {first} was applied"
                     ));
                 }
             }
-            node.applied = batch.last_index();
+            if let Some(snap) = &batch.snapshot {
+                node.sm.restore(snap);
+            }
+            let changed = node.sm.apply_entries(&batch.entries) || batch.snapshot.is_some();
+            let expected_conf = changed.then(|| node.sm.conf().clone());
+            if batch.conf_state != expected_conf {
+                let show =
+                    |c: &Option<ConfState>| c.as_ref().map_or("none".into(), render::conf_state);
+                lines.push(format!(
+                    "CONTRACT: apply batch announces conf {}, the applied changes give {}",
+                    show(&batch.conf_state),
+                    show(&expected_conf)
+                ));
+            }
             let NodeState::Up(raw) = &mut node.state else {
                 unreachable!("checked above");
             };
+            if let Some(cs) = &batch.conf_state {
+                raw.storage_mut().set_conf_state(cs.clone());
+            }
             raw.on_applied(batch.applied());
             if !quiet {
-                self.out.push(format!(
-                    "{indent}{}",
-                    render::apply_batch(&batch).replacen("apply", "applied", 1)
-                ));
+                lines.insert(
+                    0,
+                    render::apply_batch(&batch).replacen("apply", "applied", 1),
+                );
             }
+            self.out
+                .extend(lines.iter().map(|l| format!("{indent}{l}")));
             self.observe(id);
         }
         Ok(())
@@ -600,8 +773,9 @@ impl Cluster {
     }
 
     /// Runs the cluster until nothing moves. Nodes in `slow` take Readies but write nothing:
-    /// their persist batches stay queued (a stalled disk).
-    fn stabilize(&mut self, slow: &BTreeSet<u64>) {
+    /// their persist batches stay queued (a stalled disk). With `only`, the other nodes are
+    /// frozen: they take no Ready and the messages to them stay queued.
+    fn stabilize(&mut self, slow: &BTreeSet<u64>, only: Option<&BTreeSet<u64>>) {
         for round in 0.. {
             if round == STABILIZE_ROUNDS_MAX {
                 self.out.push(format!(
@@ -610,7 +784,11 @@ impl Cluster {
                 return;
             }
             let mut moved = false;
-            for id in self.up_ids() {
+            let ids = self
+                .up_ids()
+                .into_iter()
+                .filter(|id| only.is_none_or(|o| o.contains(id)));
+            for id in ids {
                 let leftovers = {
                     let node = &self.nodes[&id];
                     !slow.contains(&id) && !node.persists.is_empty() || !node.applies.is_empty()
@@ -638,7 +816,20 @@ impl Cluster {
                     moved = true;
                 }
             }
-            moved |= self.deliver(&Filter::default(), false);
+            moved |= match only {
+                None => self.deliver(&Filter::default(), false),
+                Some(only) => {
+                    let mut any = false;
+                    for &to in only {
+                        let filter = Filter {
+                            to: Some(to),
+                            ..Filter::default()
+                        };
+                        any |= self.deliver(&filter, false);
+                    }
+                    any
+                }
+            };
             if !moved {
                 return;
             }
@@ -676,12 +867,12 @@ impl Cluster {
             return Err(format!("restart: node {id} is up; crash it first"));
         };
         let mut cfg = node.cfg.clone();
-        cfg.applied = node.applied;
+        cfg.applied = node.sm.applied;
         match RawNode::new(&cfg, (**disk).clone(), &self.logger) {
             Ok(raw) => {
                 self.out.push(format!(
                     "restarted with applied={}: {}",
-                    node.applied,
+                    node.sm.applied,
                     describe_disk(disk)
                 ));
                 node.state = NodeState::Up(Box::new(raw));
@@ -703,18 +894,32 @@ impl Cluster {
         if matches!(node.state, NodeState::Up(_)) && node.readies > 0 {
             return Err(format!("set-log: node {id} is running; crash it first"));
         }
-        let mut disk = empty_disk(&node.voters);
-        let mut entries = Vec::new();
-        for (k, t) in terms.split(',').filter(|t| !t.is_empty()).enumerate() {
-            let t: u64 = t.parse().map_err(|_| format!("set-log: bad term `{t}`"))?;
-            entries.push(Entry::normal(k as u64 + 1, t, Vec::new()));
+        // `terms` lists indexes 1, 2, ...; index 1 is the founding snapshot (term 1).
+        let terms: Vec<u64> = terms
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().map_err(|_| format!("set-log: bad term `{t}`")))
+            .collect::<Result<_, _>>()?;
+        if terms.first().is_some_and(|t| *t != 1) {
+            return Err("set-log: index 1 is the founding snapshot, of term 1".to_string());
         }
+        if node.founders.is_empty() {
+            return Err(format!(
+                "set-log: node {id} joined later and has no founding disk"
+            ));
+        }
+        let mut disk = founding_disk(&node.founders);
+        let entries: Vec<Entry> = (2..)
+            .zip(terms.iter().skip(1))
+            .map(|(index, &t)| Entry::normal(index, t, Vec::new()))
+            .collect();
         disk.append(&entries).map_err(|e| format!("set-log: {e}"))?;
+        let commit = commit.max(1);
         disk.set_hard_state(HardState { term, vote, commit });
         self.out.push(describe_disk(&disk));
+        node.sm = StateMachine::new(1, disk.conf_state().clone());
         node.state = NodeState::Down(Box::new(disk));
         node.seen = None;
-        node.applied = 0;
         node.persists.clear();
         node.applies.clear();
         Ok(())
@@ -747,13 +952,23 @@ impl Cluster {
         let node = self.nodes.get(&id).ok_or(format!("no node {id}"))?;
         match &node.state {
             NodeState::Up(raw) => {
-                let first = raw.storage().first_index().expect("MemStorage never fails");
+                // The log's first index (a received snapshot may be ahead of the disk's):
+                // asking for index 0 is answered with it.
+                let first = match raw.log_entries(0, 0) {
+                    Err(StorageError::Compacted { first_index, .. }) => first_index,
+                    other => return Err(format!("log: unexpected answer {other:?}")),
+                };
                 let ents = raw
                     .log_entries(first, raw.last_index() + 1)
                     .map_err(|e| format!("log: {e}"))?;
                 let st = raw.status();
+                let base = first - 1;
+                let snap = match raw.log_term(base) {
+                    Some(term) if base > 1 => format!(" snap={term}/{base}"),
+                    _ => String::new(),
+                };
                 self.out.push(format!(
-                    "log={} commit={} applied={}",
+                    "log={}{snap} commit={} applied={}",
                     render::entries(&ents),
                     st.commit,
                     st.applied
@@ -788,6 +1003,85 @@ impl Cluster {
         }
         Ok(())
     }
+
+    // ------------------------------------------------------------ membership and snapshots
+
+    /// `conf-change ID [add=A,B] [learner=C] [remove=D] [transition=auto|implicit|explicit]`:
+    /// proposes the changes in that order (adds, then learners, then removals).
+    fn conf_change(&mut self, cmd: &mut Command) -> Result<(), String> {
+        let id = required_id(cmd)?;
+        let mut changes = Vec::new();
+        for (key, kind) in [
+            ("add", ConfChangeType::AddNode),
+            ("learner", ConfChangeType::AddLearnerNode),
+            ("remove", ConfChangeType::RemoveNode),
+        ] {
+            let Some(list) = cmd.take(key) else {
+                continue;
+            };
+            for t in list.split(',') {
+                let node_id = t.parse().map_err(|_| format!("{key}: bad node id `{t}`"))?;
+                changes.push(ConfChangeSingle::new(kind, node_id));
+            }
+        }
+        if changes.is_empty() {
+            return Err("conf-change: no change given (leave-joint leaves)".to_string());
+        }
+        let transition = match cmd.take("transition").as_deref() {
+            None | Some("auto") => ConfChangeTransition::Auto,
+            Some("implicit") => ConfChangeTransition::JointImplicit,
+            Some("explicit") => ConfChangeTransition::JointExplicit,
+            Some(other) => {
+                return Err(format!(
+                    "transition={other}: expected auto, implicit or explicit"
+                ));
+            }
+        };
+        let cc = ConfChangeV2::new(transition, changes);
+        let line = match node_up(&mut self.nodes, id)?.propose_conf_change(cc) {
+            Ok(entry_id) => format!("{entry_id}"),
+            Err(e) => format!("error: {e:?}"),
+        };
+        self.out.push(line);
+        self.observe(id);
+        Ok(())
+    }
+
+    /// `compact ID [INDEX]`: snapshots the state machine as of INDEX (default: all it
+    /// applied) into the node's disk, then discards the log up to INDEX.
+    fn compact(&mut self, cmd: &Command) -> Result<(), String> {
+        let id = required_id(cmd)?;
+        let node = self.nodes.get_mut(&id).ok_or(format!("no node {id}"))?;
+        let index = cmd.positional_u64(1)?.unwrap_or(node.sm.applied);
+        if index > node.sm.applied {
+            return Err(format!(
+                "compact: index {index} is not applied yet (applied {})",
+                node.sm.applied
+            ));
+        }
+        let data = node.sm.data_at(index);
+        let conf = node.sm.conf_at(index).clone();
+        let disk = match &mut node.state {
+            NodeState::Up(raw) => raw.storage_mut(),
+            NodeState::Down(disk) => disk,
+        };
+        match disk.create_snapshot(index, Some(conf), data) {
+            Ok(snap) => self
+                .out
+                .push(format!("snapshot={}", render::snapshot(&snap))),
+            Err(e) => {
+                self.out.push(format!("error: {e:?}"));
+                return Ok(());
+            }
+        }
+        if let Err(e) = disk.compact(index) {
+            self.out.push(format!("error: {e:?}"));
+        }
+        self.out.push(describe_disk(disk));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ hand-made input
 
     fn raw_step(&mut self, cmd: &mut Command) -> Result<(), String> {
         let id = required_id(cmd)?;
@@ -827,24 +1121,29 @@ impl Cluster {
     }
 }
 
-/// A founding member's disk: the configuration and nothing else, so the first entry has
-/// index 1 and the first election term 1. (Not `MemStorage::new_with_conf_state`, so that
-/// the scripts do not depend on how the library bootstraps a new cluster.)
-fn empty_disk(voters: &[u64]) -> MemStorage {
-    let mut disk = MemStorage::new();
-    disk.set_conf_state(ConfState::with_voters(voters.to_vec()));
-    disk
+/// A founding member's disk, as the library bootstraps one: the configuration stands as a
+/// snapshot at index 1 term 1, so the first election is term 2 and the first entry index 2.
+fn founding_disk(voters: &[u64]) -> MemStorage {
+    MemStorage::new_with_conf_state(ConfState::with_voters(voters.to_vec()))
 }
 
-/// `disk=[t/i ...] hs=(...)`.
+/// `disk=[t/i ...] [snap=t/i] hs=(...)`; `snap` names the snapshot the log starts after,
+/// shown when it is not the founding one at 1/1 (or the nothing of an empty disk).
 fn describe_disk(disk: &MemStorage) -> String {
     let first = disk.first_index().expect("MemStorage never fails");
     let last = disk.last_index().expect("MemStorage never fails");
     let ents = disk
         .entries(first, last + 1, u64::MAX)
         .expect("the range is within the disk");
+    let base = first - 1;
+    let snap = if base > 1 {
+        let term = disk.term(base).expect("the base term is known");
+        format!(" snap={term}/{base}")
+    } else {
+        String::new()
+    };
     format!(
-        "disk={} hs={}",
+        "disk={}{snap} hs={}",
         render::entries(&ents),
         render::hard_state(&disk.hard_state())
     )
@@ -888,6 +1187,16 @@ fn contract_violations(
         }
     }
     if let Some(batch) = apply {
+        if let Some(snap) = &batch.snapshot {
+            let base = disk.first_index().expect("MemStorage never fails") - 1;
+            if base < snap.index() {
+                found.push(format!(
+                    "CONTRACT: apply of snapshot {}/{} which is not on disk",
+                    snap.term(),
+                    snap.index()
+                ));
+            }
+        }
         for e in &batch.entries {
             if disk.term(e.index).ok() != Some(e.term) {
                 found.push(format!(

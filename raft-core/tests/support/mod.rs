@@ -3,3 +3,4 @@
 pub mod cluster;
 pub mod render;
 pub mod script;
+pub mod state_machine;

@@ -11,30 +11,99 @@
 //! ```
 //!
 //! An entry's data is printed after a colon when it is short printable ASCII, otherwise as
-//! its length (`2/5:<40B>`); an entry that is not a normal entry names its type.
+//! its length (`2/5:<40B>`); a configuration change prints what it changes
+//! (`2/5:cc(add=4 remove=3)`); another entry that is not a normal entry names its type. A
+//! configuration prints as `voters=(1 2 3)`, joint as `voters=(1 2 4)&&(1 2 3)`; a snapshot
+//! as `t/i{voters=(1 2 3) data=a,b}`.
 
+use super::state_machine::decode_conf_change;
 use raft_core::tracker::ProgressState;
 use raft_core::{
-    ApplyBatch, Entry, EntryType, HardState, Message, MessageType, PersistBatch, ReadState, Role,
-    Snapshot, Status,
+    ApplyBatch, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
+    HardState, Message, MessageType, PersistBatch, ReadState, Role, Snapshot, Status,
 };
 
-/// `t/i`, with the data or type when there is something to say.
+/// `t/i`, with the data or type when there is something to say. A configuration change
+/// prints what it changes: `2/5:cc(add=4 remove=3)`, `cc(learner=5 explicit)`, `cc(leave)`.
 pub fn entry(e: &Entry) -> String {
     let mut s = format!("{}/{}", e.term, e.index);
+    if let Some(cc) = decode_conf_change(e) {
+        match cc {
+            Ok(cc) => s.push_str(&format!(":cc({})", conf_change(&cc))),
+            Err(()) => s.push_str(&format!(":cc(<{}B undecodable>)", e.data.len())),
+        }
+        return s;
+    }
     match EntryType::try_from(e.entry_type) {
         Ok(EntryType::EntryNormal) => {}
         Ok(kind) => s.push_str(&format!(":{kind:?}")),
         Err(_) => s.push_str(&format!(":type{}", e.entry_type)),
     }
     if !e.data.is_empty() {
-        let printable = e.data.len() <= 16 && e.data.iter().all(u8::is_ascii_graphic);
-        if printable {
-            s.push(':');
-            s.push_str(&String::from_utf8_lossy(&e.data));
-        } else {
-            s.push_str(&format!(":<{}B>", e.data.len()));
-        }
+        s.push(':');
+        s.push_str(&data(&e.data, 16));
+    }
+    s
+}
+
+/// Bytes as text when they are short printable ASCII, otherwise as their length (`<40B>`).
+fn data(bytes: &[u8], len_max: usize) -> String {
+    let printable = bytes.len() <= len_max && bytes.iter().all(u8::is_ascii_graphic);
+    if printable {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        format!("<{}B>", bytes.len())
+    }
+}
+
+/// `add=4 remove=3` in the order of the changes, then the transition unless `auto`;
+/// `leave` for the change that leaves a joint configuration.
+pub fn conf_change(cc: &ConfChangeV2) -> String {
+    if cc.changes.is_empty() {
+        return "leave".to_string();
+    }
+    let mut parts: Vec<String> = cc
+        .changes
+        .iter()
+        .map(|c| {
+            let kind = match ConfChangeType::try_from(c.change_type) {
+                Ok(ConfChangeType::AddNode) => "add".to_string(),
+                Ok(ConfChangeType::AddLearnerNode) => "learner".to_string(),
+                Ok(ConfChangeType::RemoveNode) => "remove".to_string(),
+                Ok(ConfChangeType::UpdateNode) => "update".to_string(),
+                Err(_) => format!("type{}", c.change_type),
+            };
+            format!("{kind}={}", c.node_id)
+        })
+        .collect();
+    match ConfChangeTransition::try_from(cc.transition) {
+        Ok(ConfChangeTransition::Auto) => {}
+        Ok(ConfChangeTransition::JointImplicit) => parts.push("implicit".to_string()),
+        Ok(ConfChangeTransition::JointExplicit) => parts.push("explicit".to_string()),
+        Err(_) => parts.push(format!("transition{}", cc.transition)),
+    }
+    parts.join(" ")
+}
+
+/// `voters=(1 2 4)&&(1 2 3) learners=(5) learners-next=(3) auto-leave`: the incoming voters,
+/// the outgoing ones while joint, then whatever else is set.
+pub fn conf_state(cs: &ConfState) -> String {
+    let ids = |v: &[u64]| {
+        let parts: Vec<String> = v.iter().map(u64::to_string).collect();
+        format!("({})", parts.join(" "))
+    };
+    let mut s = format!("voters={}", ids(&cs.voters));
+    if !cs.voters_outgoing.is_empty() {
+        s.push_str(&format!("&&{}", ids(&cs.voters_outgoing)));
+    }
+    if !cs.learners.is_empty() {
+        s.push_str(&format!(" learners={}", ids(&cs.learners)));
+    }
+    if !cs.learners_next.is_empty() {
+        s.push_str(&format!(" learners-next={}", ids(&cs.learners_next)));
+    }
+    if cs.auto_leave {
+        s.push_str(" auto-leave");
     }
     s
 }
@@ -78,13 +147,13 @@ pub fn message(m: &Message) -> String {
             commit: true,
             ..none
         },
-        MessageType::MsgAppResp => Shown { ack: true, ..none },
+        MessageType::MsgAppResp | MessageType::MsgReadIndexResp => Shown { ack: true, ..none },
         MessageType::MsgVote | MessageType::MsgPreVote => Shown { log: true, ..none },
         MessageType::MsgHeartbeat => Shown {
             commit: true,
             ..none
         },
-        MessageType::MsgProp => Shown {
+        MessageType::MsgProp | MessageType::MsgReadIndex => Shown {
             term: m.term != 0,
             ..none
         },
@@ -147,7 +216,8 @@ pub fn persist_batch(b: &PersistBatch) -> String {
     s
 }
 
-/// `apply [snapshot=t/i] entries=[...]`.
+/// `apply [snapshot=...] entries=[...] [-> conf]`; the configuration after the batch is
+/// shown when the batch says it changed.
 pub fn apply_batch(b: &ApplyBatch) -> String {
     let mut out = match &b.snapshot {
         Some(snap) => format!(
@@ -158,26 +228,24 @@ pub fn apply_batch(b: &ApplyBatch) -> String {
         None => format!("apply entries={}", entries(&b.entries)),
     };
     if let Some(cs) = &b.conf_state {
-        out.push_str(&format!(
-            " conf=(voters={:?} learners={:?} outgoing={:?} learners-next={:?} auto-leave={})",
-            cs.voters, cs.learners, cs.voters_outgoing, cs.learners_next, cs.auto_leave
-        ));
+        out.push_str(&format!(" -> {}", conf_state(cs)));
     }
     out
 }
 
-/// `t/i` of a snapshot, with its voters.
+/// `t/i{voters=(1 2 3) data=a,b}`: a snapshot's id, configuration and (short) data.
 pub fn snapshot(s: &Snapshot) -> String {
-    let voters = s
+    let conf = s
         .metadata
         .as_ref()
         .and_then(|m| m.conf_state.as_ref())
-        .map(|cs| {
-            let ids: Vec<String> = cs.voters.iter().map(u64::to_string).collect();
-            ids.join(",")
-        })
-        .unwrap_or_default();
-    format!("{}/{}(voters={voters})", s.term(), s.index())
+        .map_or("no-conf".to_string(), conf_state);
+    let mut out = format!("{}/{}{{{conf}", s.term(), s.index());
+    if !s.data.is_empty() {
+        out.push_str(&format!(" data={}", data(&s.data, 40)));
+    }
+    out.push('}');
+    out
 }
 
 /// `read index=N ctx=C`: a confirmed linearizable read.
