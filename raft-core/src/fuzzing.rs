@@ -17,8 +17,7 @@
 
 use crate::confchange;
 use crate::wire::{
-    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState, Entry,
-    Message,
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState, Entry, Message,
 };
 use crate::{Config, MemStorage, RawNode, Ready, Role, Storage};
 use std::collections::BTreeMap;
@@ -58,10 +57,17 @@ fn node(id: u64, voters: &[u64]) -> Node {
 fn drain(n: &mut Node, applied: &mut Vec<(u64, u64)>) -> Vec<Message> {
     let mut out = Vec::new();
     while n.has_ready() {
-        let Ready { messages, persist, apply, read_states: _ } = n.ready();
+        let Ready {
+            messages,
+            persist,
+            apply,
+            read_states: _,
+        } = n.ready();
         out.extend(messages);
         if let Some(b) = persist {
-            n.storage_mut().persist(&b).expect("batches connect to the stored log");
+            n.storage_mut()
+                .persist(&b)
+                .expect("batches connect to the stored log");
             n.on_persisted(b.durable());
         }
         if let Some(b) = apply {
@@ -75,14 +81,23 @@ fn drain(n: &mut Node, applied: &mut Vec<(u64, u64)>) -> Vec<Message> {
 type Fingerprint = (crate::Status, crate::HardState, crate::EntryId, usize);
 
 fn fingerprint(n: &Node) -> Fingerprint {
-    (n.status(), n.hard_state(), n.last_entry_id(), n.held_messages())
+    (
+        n.status(),
+        n.hard_state(),
+        n.last_entry_id(),
+        n.held_messages(),
+    )
 }
 
 /// Target 1: decode bytes into a message and step it into a node whose role the first
 /// byte picks.
 pub fn decode_and_step(data: &[u8]) {
-    let Some((&role, rest)) = data.split_first() else { return };
-    let Ok(mut m) = Message::decode_from(rest) else { return };
+    let Some((&role, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(mut m) = Message::decode_from(rest) else {
+        return;
+    };
     let mut nodes: Vec<Node> = (1..=3).map(|id| node(id, &[1, 2, 3])).collect();
     let mut sink = Vec::new();
     if role % 3 != 0 {
@@ -104,7 +119,11 @@ pub fn decode_and_step(data: &[u8]) {
     }
     let before = fingerprint(target);
     if target.step(m).is_err() {
-        assert_eq!(before, fingerprint(target), "a refused message changed the node");
+        assert_eq!(
+            before,
+            fingerprint(target),
+            "a refused message changed the node"
+        );
     }
     target.check_invariants();
     let _ = drain(target, &mut sink);
@@ -170,7 +189,11 @@ pub fn cluster_schedule(data: &[u8]) {
             n.check_invariants();
             if n.role() == Role::Leader && !forged {
                 let prev = leaders.insert(n.term(), n.id());
-                assert!(prev.is_none_or(|p| p == n.id()), "two leaders in term {}", n.term());
+                assert!(
+                    prev.is_none_or(|p| p == n.id()),
+                    "two leaders in term {}",
+                    n.term()
+                );
             }
         }
         if net.len() > 256 {
@@ -183,7 +206,11 @@ pub fn cluster_schedule(data: &[u8]) {
     for i in 0..3 {
         for j in 0..3 {
             let common = applied[i].len().min(applied[j].len());
-            assert_eq!(applied[i][..common], applied[j][..common], "state machine safety");
+            assert_eq!(
+                applied[i][..common],
+                applied[j][..common],
+                "state machine safety"
+            );
         }
     }
 }
@@ -210,10 +237,20 @@ pub fn conf_change_sequence(data: &[u8]) {
             .collect();
         let cc = ConfChangeV2::new(transitions[usize::from(b.u8() % 3)], changes);
         if let Ok(next) = confchange::apply(&cs, &cc) {
-            assert!(crate::raft::conf_state_is_valid(&next), "changer produced {next:?}");
-            for list in [&next.voters, &next.learners, &next.voters_outgoing, &next.learners_next]
-            {
-                assert!(list.windows(2).all(|w| w[0] < w[1]), "lists ascending and unique");
+            assert!(
+                crate::raft::conf_state_is_valid(&next),
+                "changer produced {next:?}"
+            );
+            for list in [
+                &next.voters,
+                &next.learners,
+                &next.voters_outgoing,
+                &next.learners_next,
+            ] {
+                assert!(
+                    list.windows(2).all(|w| w[0] < w[1]),
+                    "lists ascending and unique"
+                );
             }
             cs = next;
         }
@@ -234,9 +271,15 @@ pub fn log_operations(data: &[u8]) {
                 // Append with truncation: from an index in [base+1, last+1].
                 let from = base + 1 + u64::from(b.u8()) % (last - base + 1);
                 let n = u64::from(b.u8() % 5) + 1;
-                let term0 = if from > base + 1 { model[(from - base - 2) as usize] } else { base_term };
+                let term0 = if from > base + 1 {
+                    model[(from - base - 2) as usize]
+                } else {
+                    base_term
+                };
                 let term = term0 + u64::from(b.u8() % 2);
-                let ents: Vec<Entry> = (0..n).map(|k| Entry::normal(from + k, term, vec![1])).collect();
+                let ents: Vec<Entry> = (0..n)
+                    .map(|k| Entry::normal(from + k, term, vec![1]))
+                    .collect();
                 st.append(&ents).expect("append connects");
                 model.truncate((from - base - 1) as usize);
                 model.extend(std::iter::repeat_n(term, n as usize));

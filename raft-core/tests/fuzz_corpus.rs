@@ -5,7 +5,9 @@
 use std::path::Path;
 
 fn run_corpus(target: &str, body: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
@@ -30,7 +32,10 @@ fn cluster_schedule_corpus() {
 
 #[test]
 fn conf_change_sequence_corpus() {
-    run_corpus("conf_change_sequence", raft_core::fuzzing::conf_change_sequence);
+    run_corpus(
+        "conf_change_sequence",
+        raft_core::fuzzing::conf_change_sequence,
+    );
 }
 
 #[test]

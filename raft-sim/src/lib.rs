@@ -1,0 +1,249 @@
+//! raft-sim: a deterministic discrete-event simulator for `raft-core`.
+//!
+//! One seed is one run: a [`world::World`] whose every random choice comes from one ChaCha
+//! stream seeded with it ([`rng`]). The seed first draws its swarm options ([`options`]):
+//! cluster size, raft-core switches, which fault families are on and how strong. Then the
+//! nodes run the same Ready loop an integrator writes ([`node`]) over a simulated disk
+//! ([`disk`]: writes are volatile until an fsync completes; a crash loses them or tears the
+//! tail) and network ([`net`]: delay, loss, duplication, replays, reordering, bounded links,
+//! partitions of several shapes, clogging), while clients ([`client`]) run a key-value
+//! workload ([`kv`]) through the log with unique operation ids, timeouts and retries.
+//!
+//! A run has two phases. In the safety phase the nemesis ([`nemesis`]) injects faults. In the
+//! liveness phase every fault is undone except a minority left out, and the connected core
+//! must elect a leader within 50 election timeouts and converge (every client answered, every
+//! core log fully applied and equal) within 100 (see [`world`] for why these bounds).
+//!
+//! After every step of every node the checkers ([`checker`]) test the Raft safety properties
+//! and their durable-state extensions, and `RawNode::check_invariants` runs. At the end the
+//! client history must be linearizable ([`linearizability`]), no acknowledged write may be
+//! missing, and live nodes at equal applied indexes must hold equal states.
+//!
+//! Simulated time: microseconds; one node tick is 10 ms (`election_ticks` 10, `heartbeat_ticks`
+//! 1), so one base election timeout is 100 ms of simulated time.
+//!
+//! The command line (`src/main.rs`):
+//!
+//! ```text
+//! cargo run --release -p raft-sim -- run --seed S [--trace FILE] [--bug NAME]... [--profile churn]
+//! cargo run --release -p raft-sim -- sweep --seeds N [--start S] [--jobs J] [--time-limit SECS]
+//! ```
+//!
+//! A sweep ends with one line `seeds=N failed=F sim_secs=X wall_secs=Y speedup=X/Yx events=E`
+//! (speedup: simulated cluster-seconds per wall-clock second) and exits non-zero iff a seed
+//! failed; every failure prints the property, the seed, its options and the command that
+//! replays it bit for bit.
+//!
+//! Not modelled yet: membership changes, leadership transfer, ReadIndex reads, log compaction
+//! and snapshots (the simulator never compacts, so no snapshot is ever sent), and shrinking a
+//! failing run to a short script.
+//!
+//! ```
+//! let report = raft_sim::run(7, &raft_sim::Settings::default());
+//! assert!(report.violation.is_none(), "{}", report.failure_text());
+//! ```
+#![warn(missing_docs)]
+
+pub mod checker;
+pub mod client;
+pub mod disk;
+pub mod kv;
+pub mod linearizability;
+mod nemesis;
+pub mod net;
+pub mod node;
+pub mod options;
+pub mod rng;
+pub mod sweep;
+pub mod trace;
+pub mod world;
+
+use checker::{Property, Violation};
+use options::{Options, PlantedBugs};
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+/// How to run a seed, beyond the seed itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Keep a readable trace (costs time; the hash is always kept).
+    pub trace: bool,
+    /// Planted bugs to switch on (on top of the drawn options).
+    pub bugs: PlantedBugs,
+    /// A profile that overrides some drawn options.
+    pub profile: Profile,
+}
+
+/// Named overrides of the drawn options (the replay command names them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// The options as drawn.
+    #[default]
+    Swarm,
+    /// [`Options::apply_churn_profile`]: leader churn with diverging logs.
+    Churn,
+}
+
+/// What one run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The options it drew (with the planted bugs and profile of the settings).
+    pub options: Options,
+    /// The profile applied to them.
+    pub profile: Profile,
+    /// The first property broken, if any.
+    pub violation: Option<Violation>,
+    /// Simulated time the run covered.
+    pub sim_us: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Hash of the whole event sequence (equal for equal runs).
+    pub trace_hash: u64,
+    /// Time from the start of the liveness phase until a leader was known to every core node.
+    pub liveness_election_us: Option<u64>,
+    /// Time from the start of the liveness phase until convergence.
+    pub liveness_converge_us: Option<u64>,
+    /// Terms that had a leader.
+    pub leader_terms: usize,
+    /// Highest committed index.
+    pub committed: u64,
+    /// Times a leader committed up to an entry of an earlier term (planted Figure 8 bug).
+    pub old_term_commits: u64,
+    /// Client operations answered.
+    pub ops_answered: u64,
+    /// Network counters.
+    pub net: net::NetStats,
+    /// Fault counters.
+    pub faults: world::FaultStats,
+    /// The readable trace, if asked for.
+    pub trace: Option<String>,
+}
+
+impl RunReport {
+    /// The command that replays this run bit for bit.
+    pub fn replay_command(&self) -> String {
+        let features = if self.options.bugs.commit_previous_term {
+            " --features planted-bugs"
+        } else {
+            ""
+        };
+        let profile = match self.profile {
+            Profile::Swarm => "",
+            Profile::Churn => " --profile churn",
+        };
+        format!(
+            "cargo run --release -p raft-sim{features} -- run --seed {}{profile}{}",
+            self.seed,
+            self.options.bug_flags()
+        )
+    }
+
+    /// A readable failure report: property, seed, options, replay command.
+    pub fn failure_text(&self) -> String {
+        let Some(v) = &self.violation else {
+            return format!("seed {} passed", self.seed);
+        };
+        format!(
+            "FAILED: {} (seed {}, at {})\n  {}\noptions:\n{}\nreplay: {}",
+            v.property,
+            self.seed,
+            world::ms(v.at_us),
+            v.detail,
+            self.options,
+            self.replay_command()
+        )
+    }
+}
+
+thread_local! {
+    /// Set while a run is in progress on this thread: its panics are captured here instead
+    /// of printed, and turned into a `CorePanic` violation.
+    static PANIC_SLOT: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let captured = PANIC_SLOT.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                match slot.as_mut() {
+                    Some(s) => {
+                        let loc = info
+                            .location()
+                            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                            .unwrap_or_default();
+                        let msg = info
+                            .payload()
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| {
+                                info.payload().downcast_ref::<&str>().map(|s| s.to_string())
+                            })
+                            .unwrap_or_else(|| "(no message)".into());
+                        *s = Some(format!("{msg}{loc}"));
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !captured {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs seed `seed`.
+pub fn run(seed: u64, settings: &Settings) -> RunReport {
+    install_panic_hook();
+    let mut rng = rng::SimRng::new(seed);
+    let mut options = Options::draw(&mut rng);
+    options.bugs = settings.bugs;
+    if settings.profile == Profile::Churn {
+        options.apply_churn_profile();
+    }
+    let mut w = world::World::new(options.clone(), rng, settings.trace);
+    PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| w.run()));
+    let captured = PANIC_SLOT.with(|s| s.borrow_mut().take()).flatten();
+    if outcome.is_err() {
+        let now = w.now_us;
+        w.checker.fail(
+            Property::CorePanic,
+            now,
+            captured.unwrap_or_else(|| "panic without a message".into()),
+        );
+    }
+    let (liveness_election_us, liveness_converge_us) = match &w.phase {
+        world::Phase::Done {
+            election_us,
+            converge_us,
+        } => (Some(*election_us), Some(*converge_us)),
+        world::Phase::Liveness { election_us, .. } => (*election_us, None),
+        world::Phase::Safety => (None, None),
+    };
+    let ops_answered = w.history.iter().filter(|h| h.ret_us.is_some()).count() as u64;
+    RunReport {
+        seed,
+        violation: w.take_violation(),
+        sim_us: w.now_us,
+        events: w.events,
+        trace_hash: w.trace.hash(),
+        liveness_election_us,
+        liveness_converge_us,
+        leader_terms: w.checker.leader_terms(),
+        committed: w.checker.committed_index(),
+        ops_answered,
+        old_term_commits: w.checker.old_term_commits,
+        net: w.net_stats(),
+        faults: w.faults,
+        options,
+        profile: settings.profile,
+        trace: std::mem::replace(&mut w.trace, trace::Trace::new(false)).into_text(),
+    }
+}

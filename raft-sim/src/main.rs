@@ -1,0 +1,220 @@
+//! `raft-sim`: run one seed, or sweep many.
+//!
+//! ```text
+//! raft-sim run --seed S [--trace FILE] [--bug NAME]...
+//! raft-sim sweep --seeds N [--start S] [--jobs J] [--time-limit SECS] [--bug NAME]...
+//! ```
+//!
+//! `run` prints the seed's options and result and exits non-zero if a property broke; a
+//! sweep prints each failure as it comes and ends with one summary line, exiting non-zero iff
+//! a seed failed.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use raft_sim::options::PlantedBugs;
+use raft_sim::sweep::{SweepConfig, sweep};
+use raft_sim::{Profile, Settings, run, world};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "raft-sim",
+    about = "Deterministic simulator for raft-core",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed (bit-for-bit reproducible).
+    Run {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Write a readable event trace to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Plant a bug (to watch the checkers catch it).
+        #[arg(long = "bug", value_enum)]
+        bugs: Vec<Bug>,
+        /// Override some drawn options.
+        #[arg(long, value_enum, default_value_t = ProfileArg::Swarm)]
+        profile: ProfileArg,
+    },
+    /// Run many seeds in parallel and summarise.
+    Sweep {
+        /// How many seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Stop starting new seeds after this many wall-clock seconds.
+        #[arg(long)]
+        time_limit: Option<u64>,
+        /// Plant a bug in every seed.
+        #[arg(long = "bug", value_enum)]
+        bugs: Vec<Bug>,
+        /// Override some drawn options in every seed.
+        #[arg(long, value_enum, default_value_t = ProfileArg::Swarm)]
+        profile: ProfileArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Bug {
+    /// The driver reports writes durable before their fsync.
+    AckBeforeDurable,
+    /// Leaders commit previous-term entries by counting replicas (needs the planted-bugs
+    /// feature: `--features planted-bugs`).
+    CommitPreviousTerm,
+    /// Switch off the driver's durable-before-send check.
+    SkipDurableBeforeSendCheck,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    /// The options as the seed draws them.
+    Swarm,
+    /// Leader churn with diverging logs (5 nodes, frequent short partitions and crashes,
+    /// one entry per append).
+    Churn,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Profile {
+        match p {
+            ProfileArg::Swarm => Profile::Swarm,
+            ProfileArg::Churn => Profile::Churn,
+        }
+    }
+}
+
+fn planted(bugs: &[Bug]) -> PlantedBugs {
+    let mut p = PlantedBugs::default();
+    for b in bugs {
+        match b {
+            Bug::AckBeforeDurable => p.ack_before_durable = true,
+            Bug::CommitPreviousTerm => p.commit_previous_term = true,
+            Bug::SkipDurableBeforeSendCheck => p.skip_durable_before_send_check = true,
+        }
+    }
+    p
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let bugs = match &cli.command {
+        Command::Run { bugs, .. } | Command::Sweep { bugs, .. } => bugs,
+    };
+    if bugs.iter().any(|b| matches!(b, Bug::CommitPreviousTerm)) && !cfg!(feature = "planted-bugs")
+    {
+        eprintln!(
+            "--bug commit-previous-term needs raft-core's planted bugs: \
+             cargo run --release -p raft-sim --features planted-bugs -- ..."
+        );
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Run {
+            seed,
+            trace,
+            bugs,
+            profile,
+        } => {
+            let settings = Settings {
+                trace: trace.is_some(),
+                bugs: planted(&bugs),
+                profile: profile.into(),
+            };
+            let report = run(seed, &settings);
+            println!("seed {seed}\noptions:\n{}", report.options);
+            if let (Some(path), Some(text)) = (&trace, &report.trace) {
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("cannot write trace to {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("trace: {} ({} lines)", path.display(), text.lines().count());
+            }
+            println!(
+                "events={} sim={} leader_terms={} committed={} old_term_commits={} ops_answered={} \
+                 liveness_election={} liveness_converge={} trace_hash={:016x}",
+                report.events,
+                world::ms(report.sim_us),
+                report.leader_terms,
+                report.committed,
+                report.old_term_commits,
+                report.ops_answered,
+                report.liveness_election_us.map_or("-".into(), world::ms),
+                report.liveness_converge_us.map_or("-".into(), world::ms),
+                report.trace_hash
+            );
+            println!(
+                "net: sent={} delivered={} dropped={} copies={}; faults: partitions={} \
+                 clogs={} crashes={} records_lost={} pauses={}",
+                report.net.sent,
+                report.net.delivered,
+                report.net.dropped,
+                report.net.copies,
+                report.faults.partitions,
+                report.faults.clogs,
+                report.faults.crashes,
+                report.faults.records_lost,
+                report.faults.pauses
+            );
+            if report.violation.is_some() {
+                println!("{}", report.failure_text());
+                ExitCode::FAILURE
+            } else {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Sweep {
+            seeds,
+            start,
+            jobs,
+            time_limit,
+            bugs,
+            profile,
+        } => {
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            let cfg = SweepConfig {
+                start,
+                seeds,
+                jobs,
+                time_limit: time_limit.map(Duration::from_secs),
+                settings: Settings {
+                    trace: false,
+                    bugs: planted(&bugs),
+                    profile: profile.into(),
+                },
+            };
+            let summary = sweep(&cfg);
+            if !summary.failures.is_empty() {
+                let seeds: Vec<String> = summary
+                    .failures
+                    .iter()
+                    .map(|r| r.seed.to_string())
+                    .collect();
+                println!("failed seeds: {}", seeds.join(" "));
+            }
+            println!("{}", summary.elections_line());
+            println!("{}", summary.line());
+            if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

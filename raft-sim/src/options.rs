@@ -1,0 +1,436 @@
+//! Swarm options: what each seed turns on, and how hard.
+//!
+//! Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012): rather than every run mixing
+//! every fault at a fixed rate, each seed first draws which fault families are on and how
+//! strong they are, so some runs are calm enough for deep protocol states and others are
+//! storms. The draw is the first thing a seed's stream does, and a run prints it.
+//!
+//! Units are in names: `_us` simulated microseconds, `_ppm` parts per million, `_ticks` node
+//! ticks (1 tick = 10 ms simulated, see [`TICK_US`]).
+//!
+//! Invariants:
+//! 1. `nodes` is odd and between 3 and 7; `liveness_out <= (nodes - 1) / 2`, so the
+//!    liveness phase always keeps a quorum connected.
+//! 2. Every `_min` is at most its `_max`.
+
+use crate::rng::{PPM, SimRng};
+use std::fmt;
+
+/// One tick of a node's logical clock in simulated microseconds: 10 ms.
+pub const TICK_US: u64 = 10_000;
+/// Election timeout base (`Config.election_ticks`).
+pub const ELECTION_TICKS: u32 = 10;
+/// Heartbeat interval (`Config.heartbeat_ticks`).
+pub const HEARTBEAT_TICKS: u32 = 1;
+/// One base election timeout in simulated microseconds (100 ms).
+pub const ELECTION_US: u64 = TICK_US * ELECTION_TICKS as u64;
+
+/// Deliberate bugs the simulator must catch (see the planted-bug tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// The sim driver reports every persist batch durable (`on_persisted`) as soon as it is
+    /// written, before its fsync: acknowledgements and votes leave before the state they
+    /// vouch for is durable, and a crash loses it ("a disk that lies").
+    pub ack_before_durable: bool,
+    /// raft-core's `Config.planted_bugs.commit_previous_term_entries` (Figure 8). Only has
+    /// an effect when the crate is built with the `planted-bugs` feature.
+    pub commit_previous_term: bool,
+    /// Switch off the driver's durable-before-send check, to show that the downstream
+    /// checkers (election safety, state machine safety, lost writes) also catch
+    /// `ack_before_durable` once crashes make the lie matter.
+    pub skip_durable_before_send_check: bool,
+}
+
+/// Everything a seed decides before its first event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Cluster size.
+    pub nodes: u64,
+    /// Length of the safety phase (faults on).
+    pub safety_us: u64,
+
+    // -- raft-core configuration
+    /// `Config.pre_vote`.
+    pub pre_vote: bool,
+    /// `Config.check_quorum`.
+    pub check_quorum: bool,
+    /// `Config.proposal_forwarding`.
+    pub proposal_forwarding: bool,
+    /// `Config.msg_bytes_max` (small values split appends and acks).
+    pub msg_bytes_max: u64,
+    /// `Config.inflight_msgs_max`.
+    pub inflight_msgs_max: usize,
+    /// `Config.uncommitted_bytes_max` (0 = unbounded).
+    pub uncommitted_bytes_max: u64,
+
+    // -- network
+    /// Smallest one-way delay of a message.
+    pub net_delay_min_us: u64,
+    /// Largest random extra delay on top of the minimum.
+    pub net_delay_jitter_us: u64,
+    /// Links that are slow get this much more jitter (0 = no slow links).
+    pub net_slow_link_us: u64,
+    /// Chance that a message is lost.
+    pub net_loss_ppm: u32,
+    /// Chance that a message is delivered twice.
+    pub net_dup_ppm: u32,
+    /// Chance that a send also replays an old message of the same link.
+    pub net_replay_ppm: u32,
+    /// Whether messages of one link may overtake each other.
+    pub net_reorder: bool,
+    /// Most messages in flight on one link; more are dropped.
+    pub net_link_capacity_max: usize,
+    /// Chance that a message goes through protobuf encode/decode on its way.
+    pub net_wire_roundtrip_ppm: u32,
+    /// Whether the driver reports a peer unreachable (`RawNode::report_unreachable`) when a
+    /// send to it fails visibly (the link is cut or the peer is down), as a transport that
+    /// sees a refused connection would.
+    pub report_unreachable: bool,
+
+    // -- faults (the nemesis)
+    /// Partitions of several shapes.
+    pub partitions: bool,
+    /// Links that hold their traffic, then release it at once.
+    pub clogging: bool,
+    /// Node crashes (unsynced writes lost) and restarts.
+    pub crashes: bool,
+    /// Process pauses (no ticks, no message handling) and resumes.
+    pub pauses: bool,
+    /// Smallest gap between two nemesis actions.
+    pub nemesis_gap_min_us: u64,
+    /// Largest gap between two nemesis actions.
+    pub nemesis_gap_max_us: u64,
+    /// How long a fault lasts at most before it is undone.
+    pub fault_duration_max_us: u64,
+
+    // -- disk
+    /// Smallest fsync latency.
+    pub fsync_min_us: u64,
+    /// Largest random extra fsync latency.
+    pub fsync_jitter_us: u64,
+    /// Chance that an fsync stalls (a long latency).
+    pub fsync_stall_ppm: u32,
+    /// Length of a stall at most.
+    pub fsync_stall_max_us: u64,
+    /// On a crash, a random prefix of unsynced writes survives and the next record may be torn
+    /// (and is discarded on recovery); otherwise every unsynced write is lost.
+    pub torn_writes: bool,
+
+    // -- clocks
+    /// Largest drift of a node's tick rate, either way.
+    pub clock_drift_ppm: u32,
+
+    // -- workload
+    /// Number of clients (each runs one operation at a time).
+    pub clients: u32,
+    /// Number of keys (fewer keys, more contention).
+    pub keys: u8,
+    /// Smallest pause between a client's operations.
+    pub think_min_us: u64,
+    /// Largest pause between a client's operations.
+    pub think_max_us: u64,
+    /// How long a client waits for an attempt before retrying elsewhere.
+    pub client_timeout_us: u64,
+    /// Chance that a client request or reply is lost.
+    pub client_loss_ppm: u32,
+
+    // -- liveness phase
+    /// Nodes left crashed or cut off during the liveness phase (at most a minority).
+    pub liveness_out: u64,
+
+    /// Deliberate bugs (tests only; off in every drawn option set).
+    pub bugs: PlantedBugs,
+}
+
+impl Options {
+    /// Draws a seed's options from its stream.
+    pub fn draw(rng: &mut SimRng) -> Options {
+        let nodes = [3, 5, 5, 5, 7][rng.index(5)];
+        let safety_us = rng.range(8_000_000, 16_000_000);
+        let pre_vote = rng.ratio(3, 4);
+        let check_quorum = rng.ratio(3, 4);
+        let proposal_forwarding = rng.ratio(3, 4);
+        let msg_bytes_max = [1, 64, 256, 4096, 1 << 20][rng.index(5)];
+        let inflight_msgs_max = [1, 2, 4, 16, 256][rng.index(5)];
+        let uncommitted_bytes_max = [0, 0, 0, 200, 2000][rng.index(5)];
+
+        // Calm profile about one seed in six: no faults at all, only delays.
+        let calm = rng.ratio(1, 6);
+        let on = |rng: &mut SimRng, num: u64| !calm && rng.ratio(num, 4);
+
+        let net_delay_min_us = rng.range(50, 2_000);
+        let net_delay_jitter_us = [0, 500, 2_000, 10_000, 30_000][rng.index(5)];
+        let net_slow_link_us = if on(rng, 1) {
+            rng.range(5_000, 60_000)
+        } else {
+            0
+        };
+        let net_loss_ppm = if on(rng, 2) {
+            rng.pick(&[1_000, 10_000, 50_000, 150_000])
+        } else {
+            0
+        };
+        let net_dup_ppm = if on(rng, 2) {
+            rng.pick(&[1_000, 20_000, 100_000])
+        } else {
+            0
+        };
+        let net_replay_ppm = if on(rng, 1) {
+            rng.pick(&[1_000, 10_000, 50_000])
+        } else {
+            0
+        };
+        let net_reorder = rng.ratio(3, 4);
+        let net_link_capacity_max = [8, 64, 1024][rng.index(3)];
+        let net_wire_roundtrip_ppm = [0, 10_000, 200_000, PPM][rng.index(4)];
+        let report_unreachable = rng.ratio(3, 4);
+
+        let partitions = on(rng, 3);
+        let clogging = on(rng, 2);
+        let crashes = on(rng, 3);
+        let pauses = on(rng, 2);
+        let nemesis_gap_min_us = rng.range(50_000, 500_000);
+        let nemesis_gap_max_us = nemesis_gap_min_us + rng.range(100_000, 2_000_000);
+        let fault_duration_max_us = rng.range(200_000, 3_000_000);
+
+        let fsync_min_us = rng.range(20, 2_000);
+        let fsync_jitter_us = [0, 500, 5_000, 20_000][rng.index(4)];
+        let fsync_stall_ppm = if on(rng, 1) {
+            rng.pick(&[1_000, 10_000, 50_000])
+        } else {
+            0
+        };
+        let fsync_stall_max_us = rng.range(50_000, 1_000_000);
+        let torn_writes = rng.coin();
+        let clock_drift_ppm = if on(rng, 2) {
+            rng.pick(&[1_000, 20_000, 100_000])
+        } else {
+            0
+        };
+
+        let clients = rng.range(1, 8) as u32;
+        let keys = rng.range(1, 5) as u8;
+        let think_min_us = rng.range(0, 20_000);
+        let think_max_us = think_min_us + rng.range(0, 100_000);
+        let client_timeout_us = rng.range(200_000, 1_000_000);
+        let client_loss_ppm = if on(rng, 1) {
+            rng.pick(&[10_000, 50_000])
+        } else {
+            0
+        };
+        let liveness_out = rng.range(0, (nodes - 1) / 2);
+
+        Options {
+            nodes,
+            safety_us,
+            pre_vote,
+            check_quorum,
+            proposal_forwarding,
+            msg_bytes_max,
+            inflight_msgs_max,
+            uncommitted_bytes_max,
+            net_delay_min_us,
+            net_delay_jitter_us,
+            net_slow_link_us,
+            net_loss_ppm,
+            net_dup_ppm,
+            net_replay_ppm,
+            net_reorder,
+            net_link_capacity_max,
+            net_wire_roundtrip_ppm,
+            report_unreachable,
+            partitions,
+            clogging,
+            crashes,
+            pauses,
+            nemesis_gap_min_us,
+            nemesis_gap_max_us,
+            fault_duration_max_us,
+            fsync_min_us,
+            fsync_jitter_us,
+            fsync_stall_ppm,
+            fsync_stall_max_us,
+            torn_writes,
+            clock_drift_ppm,
+            clients,
+            keys,
+            think_min_us,
+            think_max_us,
+            client_timeout_us,
+            client_loss_ppm,
+            liveness_out,
+            bugs: PlantedBugs::default(),
+        }
+    }
+
+    /// Tilts the drawn options towards leader churn with diverging logs (3 nodes, a short
+    /// safety phase, frequent short partitions, crashes and pauses, lossy slow links, one
+    /// entry per append, no pre-vote or check-quorum), the ground on which a leader that
+    /// commits previous-term entries (Figure 8) shows. Used by `--profile churn`.
+    pub fn apply_churn_profile(&mut self) {
+        self.nodes = 3;
+        self.safety_us = 3_000_000;
+        self.pre_vote = false;
+        self.check_quorum = false;
+        self.msg_bytes_max = 1;
+        self.inflight_msgs_max = 1;
+        self.net_delay_jitter_us = 10_000;
+        self.net_loss_ppm = 50_000;
+        self.partitions = true;
+        self.crashes = true;
+        self.pauses = true;
+        self.clogging = false;
+        self.nemesis_gap_min_us = 20_000;
+        self.nemesis_gap_max_us = 200_000;
+        self.fault_duration_max_us = 400_000;
+        self.clients = 8;
+        self.think_min_us = 0;
+        self.think_max_us = 5_000;
+        self.liveness_out = self.liveness_out.min(1);
+    }
+
+    /// Checks the invariants in the module docs.
+    ///
+    /// # Panics
+    /// If one is broken (a bug in `draw` or in a test's override).
+    pub fn check(&self) {
+        assert!(
+            (3..=7).contains(&self.nodes) && self.nodes % 2 == 1,
+            "nodes is odd, 3..=7"
+        );
+        assert!(
+            self.liveness_out <= (self.nodes - 1) / 2,
+            "liveness keeps a quorum"
+        );
+        assert!(self.nemesis_gap_min_us <= self.nemesis_gap_max_us);
+        assert!(self.think_min_us <= self.think_max_us);
+        assert!(self.clients >= 1 && self.keys >= 1);
+        assert!(self.net_link_capacity_max >= 1);
+    }
+
+    /// The command-line flags that re-create `bugs` (empty when none is planted).
+    pub fn bug_flags(&self) -> String {
+        let mut s = String::new();
+        if self.bugs.ack_before_durable {
+            s.push_str(" --bug ack-before-durable");
+        }
+        if self.bugs.commit_previous_term {
+            s.push_str(" --bug commit-previous-term");
+        }
+        if self.bugs.skip_durable_before_send_check {
+            s.push_str(" --bug skip-durable-before-send-check");
+        }
+        s
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn ms(us: u64) -> String {
+    if us % 1000 == 0 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    }
+}
+
+fn pct(ppm: u32) -> String {
+    format!("{}%", f64::from(ppm) / 10_000.0)
+}
+
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  cluster: nodes={} safety={} pre_vote={} check_quorum={} forwarding={} \
+             msg_bytes_max={} inflight_msgs_max={} uncommitted_bytes_max={}",
+            self.nodes,
+            ms(self.safety_us),
+            on_off(self.pre_vote),
+            on_off(self.check_quorum),
+            on_off(self.proposal_forwarding),
+            self.msg_bytes_max,
+            self.inflight_msgs_max,
+            self.uncommitted_bytes_max
+        )?;
+        writeln!(
+            f,
+            "  network: delay={}+{} slow_links={} loss={} dup={} replay={} reorder={} \
+             link_capacity_max={} wire_roundtrip={} report_unreachable={}",
+            ms(self.net_delay_min_us),
+            ms(self.net_delay_jitter_us),
+            ms(self.net_slow_link_us),
+            pct(self.net_loss_ppm),
+            pct(self.net_dup_ppm),
+            pct(self.net_replay_ppm),
+            on_off(self.net_reorder),
+            self.net_link_capacity_max,
+            pct(self.net_wire_roundtrip_ppm),
+            on_off(self.report_unreachable)
+        )?;
+        writeln!(
+            f,
+            "  faults: partitions={} clogging={} crashes={} pauses={} gap={}..{} \
+             duration_max={} clock_drift={}",
+            on_off(self.partitions),
+            on_off(self.clogging),
+            on_off(self.crashes),
+            on_off(self.pauses),
+            ms(self.nemesis_gap_min_us),
+            ms(self.nemesis_gap_max_us),
+            ms(self.fault_duration_max_us),
+            pct(self.clock_drift_ppm)
+        )?;
+        writeln!(
+            f,
+            "  disk: fsync={}+{} stalls={} stall_max={} torn_writes={}",
+            ms(self.fsync_min_us),
+            ms(self.fsync_jitter_us),
+            pct(self.fsync_stall_ppm),
+            ms(self.fsync_stall_max_us),
+            on_off(self.torn_writes)
+        )?;
+        writeln!(
+            f,
+            "  workload: clients={} keys={} think={}..{} timeout={} client_loss={} \
+             liveness_out={}",
+            self.clients,
+            self.keys,
+            ms(self.think_min_us),
+            ms(self.think_max_us),
+            ms(self.client_timeout_us),
+            pct(self.client_loss_ppm),
+            self.liveness_out
+        )?;
+        write!(
+            f,
+            "  planted bugs: ack_before_durable={} commit_previous_term={} \
+             skip_durable_before_send_check={}",
+            on_off(self.bugs.ack_before_durable),
+            on_off(self.bugs.commit_previous_term),
+            on_off(self.bugs.skip_durable_before_send_check)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_options_satisfy_their_invariants() {
+        for seed in 0..500 {
+            Options::draw(&mut SimRng::new(seed)).check();
+        }
+    }
+
+    #[test]
+    fn draws_differ_between_seeds_and_repeat_within_one() {
+        let a = Options::draw(&mut SimRng::new(1));
+        let b = Options::draw(&mut SimRng::new(2));
+        assert_ne!(a, b);
+        assert_eq!(a, Options::draw(&mut SimRng::new(1)));
+    }
+}

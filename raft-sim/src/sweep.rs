@@ -1,0 +1,168 @@
+//! Sweeps: many seeds in parallel threads, one summary.
+//!
+//! This is the one place in the crate that uses threads and the wall clock, and neither
+//! touches what a seed means: every seed runs start to finish on one thread, in its own
+//! `World`, with its own random stream; the wall clock only decides when to stop *starting*
+//! seeds (`--time-limit`) and feeds the summary's `wall_secs` and `speedup`.
+//!
+//! The output ends with exactly one summary line:
+//! `seeds=<N> failed=<F> sim_secs=<X> wall_secs=<Y> speedup=<X/Y>x events=<E>`.
+//!
+//! Invariants:
+//! 1. Each seed in `[start, start + seeds)` is run at most once; with a time limit, the seeds
+//!    run are reported and the others are not counted.
+//! 2. The summary counts only seeds that finished.
+
+use crate::{RunReport, Settings, run};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What to sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct SweepConfig {
+    /// First seed.
+    pub start: u64,
+    /// Number of seeds.
+    pub seeds: u64,
+    /// Threads.
+    pub jobs: usize,
+    /// Stop starting new seeds after this much wall time.
+    pub time_limit: Option<Duration>,
+    /// Per-run settings.
+    pub settings: Settings,
+}
+
+/// What a sweep found.
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    /// Seeds that finished.
+    pub seeds: u64,
+    /// Their failures, in seed order.
+    pub failures: Vec<RunReport>,
+    /// Simulated seconds, summed over seeds.
+    pub sim_secs: f64,
+    /// Wall-clock seconds of the sweep.
+    pub wall_secs: f64,
+    /// Events, summed over seeds.
+    pub events: u64,
+    /// Liveness-phase election times (µs) of the seeds that elected.
+    pub election_us: Vec<u64>,
+}
+
+impl SweepSummary {
+    /// The one summary line.
+    pub fn line(&self) -> String {
+        let speedup = if self.wall_secs > 0.0 {
+            self.sim_secs / self.wall_secs
+        } else {
+            0.0
+        };
+        format!(
+            "seeds={} failed={} sim_secs={:.1} wall_secs={:.2} speedup={:.0}x events={}",
+            self.seeds,
+            self.failures.len(),
+            self.sim_secs,
+            self.wall_secs,
+            speedup,
+            self.events
+        )
+    }
+
+    /// The distribution of liveness-phase election times, as one line.
+    pub fn elections_line(&self) -> String {
+        let mut v = self.election_us.clone();
+        if v.is_empty() {
+            return "liveness elections: none".into();
+        }
+        v.sort_unstable();
+        let q = |p: usize| v[(v.len() - 1) * p / 100] as f64 / 1000.0;
+        let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0;
+        format!(
+            "liveness elections (ms from phase start to a leader every core node follows): \
+             n={} min={:.0} p50={:.0} p90={:.0} p99={:.0} max={:.0} mean={mean:.0}",
+            v.len(),
+            q(0),
+            q(50),
+            q(90),
+            q(99),
+            q(100)
+        )
+    }
+}
+
+/// Runs the seeds of `cfg` on `cfg.jobs` threads, printing failures as they come and a
+/// progress line on a terminal. Returns the summary (the caller prints its line).
+// Threads and the wall clock are allowed here only: each seed stays single-threaded and
+// deterministic; wall time only decides when to stop starting seeds and feeds the summary.
+#[allow(clippy::disallowed_methods)]
+pub fn sweep(cfg: &SweepConfig) -> SweepSummary {
+    let started = Instant::now();
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<RunReport>();
+    let progress = std::io::stderr().is_terminal();
+    let mut summary = SweepSummary::default();
+    std::thread::scope(|s| {
+        for _ in 0..cfg.jobs.max(1) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            s.spawn(move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if cfg.time_limit.is_some_and(|l| started.elapsed() >= l) {
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= cfg.seeds {
+                        return;
+                    }
+                    let mut report = run(cfg.start + i, &cfg.settings);
+                    report.trace = None;
+                    if tx.send(report).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for report in rx {
+            summary.seeds += 1;
+            summary.sim_secs += report.sim_us as f64 / 1e6;
+            summary.events += report.events;
+            if let Some(e) = report.liveness_election_us {
+                summary.election_us.push(e);
+            }
+            if report.violation.is_some() {
+                if progress {
+                    eprint!("\r\x1b[K");
+                }
+                println!("{}\n", report.failure_text());
+                summary.failures.push(report);
+            }
+            if progress {
+                let secs = started.elapsed().as_secs_f64();
+                eprint!(
+                    "\r[{}/{}] failed={} sim_secs={:.0} wall_secs={:.1} speedup={:.0}x",
+                    summary.seeds,
+                    cfg.seeds,
+                    summary.failures.len(),
+                    summary.sim_secs,
+                    secs,
+                    summary.sim_secs / secs.max(1e-9)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        }
+    });
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    summary.wall_secs = started.elapsed().as_secs_f64();
+    summary.failures.sort_by_key(|r| r.seed);
+    summary
+}

@@ -1,0 +1,877 @@
+//! The discrete-event loop of one seed: an event queue ordered by (time, sequence number),
+//! the nodes, the network, the clients and the checkers.
+//!
+//! ```text
+//!   World::new(seed) ── draw options ── start nodes, clients, nemesis
+//!   loop: pop the earliest event ─► dispatch ─► node steps (each checked) ─► effects queued
+//!         ─► per-event checks ─► stop at the first violation
+//!   at safety_us: liveness phase (see crate::nemesis) ─► probe every tick until converged
+//!   end: linearizability, lost writes, identical states
+//! ```
+//!
+//! Time is in simulated microseconds; a node tick is 10 ms ([`crate::options::TICK_US`]).
+//! Events at the same time run in the order they were scheduled (the sequence number), so the
+//! order never depends on anything but the seed.
+//!
+//! Invariants:
+//! 1. Time never goes backwards: every event is scheduled at or after `now`.
+//! 2. All randomness comes from `rng`, drawn in event order.
+//! 3. Events of a crashed incarnation (fsyncs) or a stopped tick chain are ignored, by
+//!    comparing the incarnation or epoch they carry.
+
+use crate::checker::{Checker, Property, Violation};
+use crate::client::{Client, InFlight, Reply, history_record};
+use crate::kv::Op;
+use crate::linearizability::{self, HistoryOp};
+use crate::net::{Delivery, Net, NetStats};
+use crate::node::{Cx, DiskTiming, Effects, SimNode};
+use crate::options::{ELECTION_US, Options, TICK_US};
+use crate::rng::SimRng;
+use crate::trace::Trace;
+use raft_core::{Message, Role, Storage};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// The liveness phase must have a leader, known to every core node, within this many base
+/// election timeouts (5 s). Why so many: without pre-vote, every candidate bumps the term and
+/// resets everyone's timer, and when the core is exactly a quorum only the most up-to-date
+/// node can win; it must time out first, alone in its tick (timeouts are drawn from 10 tick
+/// values), which happens in about one round in five. 50 timeouts (about 35 rounds) leave a
+/// false alarm at about 1e-4 for that worst case; with pre-vote, elections take 1 to 3.
+pub const LIVENESS_ELECTION_TIMEOUTS_MAX: u64 = 50;
+/// ... and must have answered every client and converged (every core node has applied its
+/// whole log, and the logs are equal) within this many (10 s): the election, then a client
+/// may need a timeout (up to 1 s) per node it tries before it finds the leader.
+pub const LIVENESS_CONVERGE_TIMEOUTS_MAX: u64 = 100;
+
+/// One-way delay between a client and a node: uniform in this range.
+const CLIENT_DELAY_US: (u64, u64) = (100, 2_000);
+/// Pause before retrying when no node is known to lead.
+const CLIENT_BACKOFF_US: (u64, u64) = (10_000, 50_000);
+
+/// Something that happens at an instant.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    Tick {
+        node: usize,
+        epoch: u64,
+    },
+    Deliver {
+        msg: Message,
+    },
+    FsyncDone {
+        node: usize,
+        incarnation: u64,
+        seq: u64,
+    },
+    ClientIssue {
+        client: u32,
+    },
+    ClientArrive {
+        node: usize,
+        op: Op,
+        attempt: u32,
+    },
+    ClientReply {
+        client: u32,
+        seq: u32,
+        attempt: u32,
+        reply: Reply,
+    },
+    ClientTimeout {
+        client: u32,
+        seq: u32,
+        attempt: u32,
+    },
+    ClientRetry {
+        client: u32,
+        seq: u32,
+        attempt: u32,
+        node: Option<u64>,
+    },
+    Unreachable {
+        node: usize,
+        epoch: u64,
+        peer: u64,
+    },
+    Nemesis,
+    Heal {
+        generation: u64,
+    },
+    Unclog {
+        from: u64,
+        to: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+    },
+    Liveness,
+    Probe,
+}
+
+/// An event input that waits while its node is paused.
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    Message(Message),
+    Fsync { incarnation: u64, seq: u64 },
+    Request { op: Op, attempt: u32 },
+}
+
+/// A queue entry: when, in which order, and where the event waits in the slab. Kept small
+/// so the heap moves little; the events themselves (messages included) stay put.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Queued {
+    at_us: u64,
+    seq: u64,
+    slot: u32,
+}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Queued) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Reversed, so the max-heap pops the earliest (time, sequence) first. Sequence numbers
+    /// are unique, so the slot never decides.
+    fn cmp(&self, other: &Queued) -> Ordering {
+        (other.at_us, other.seq).cmp(&(self.at_us, self.seq))
+    }
+}
+
+/// Which phase the run is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Safety,
+    Liveness {
+        start_us: u64,
+        /// Indexes of the nodes that must elect and converge.
+        core: Vec<usize>,
+        election_us: Option<u64>,
+    },
+    Done {
+        election_us: u64,
+        converge_us: u64,
+    },
+}
+
+/// Fault counters for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Partitions made.
+    pub partitions: u64,
+    /// Links clogged.
+    pub clogs: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Cached records lost in crashes.
+    pub records_lost: u64,
+    /// Pauses.
+    pub pauses: u64,
+}
+
+/// One seed's world.
+pub struct World {
+    pub(crate) opts: Options,
+    pub(crate) rng: SimRng,
+    pub(crate) now_us: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    /// Events waiting in the queue, by slot; `free` lists the empty slots.
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
+    /// `unreachable_due[node * nodes + peer]`: a report is already scheduled.
+    unreachable_due: Vec<bool>,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) deferred: Vec<Vec<Deferred>>,
+    pub(crate) net: Net,
+    pub(crate) checker: Checker,
+    pub(crate) trace: Trace,
+    fx: Effects,
+    deliveries: Vec<Delivery>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) history: Vec<HistoryOp>,
+    pub(crate) phase: Phase,
+    pub(crate) partition_generation: u64,
+    pub(crate) disk_timing: DiskTiming,
+    pub(crate) faults: FaultStats,
+    pub(crate) events: u64,
+}
+
+impl World {
+    /// Builds the world of `seed` with `opts`, with every node started and the first events
+    /// queued. `rng` is the seed's stream, already past the options draw.
+    pub fn new(opts: Options, mut rng: SimRng, readable_trace: bool) -> World {
+        opts.check();
+        let voters: Vec<u64> = (1..=opts.nodes).collect();
+        let mut nodes = Vec::new();
+        for id in 1..=opts.nodes {
+            let drift = i64::from(opts.clock_drift_ppm);
+            let ppm = rng.range(0, 2 * drift as u64) as i64 - drift;
+            let tick_us = (TICK_US as i64 + TICK_US as i64 * ppm / 1_000_000) as u64;
+            nodes.push(SimNode::new(id, &voters, &opts, tick_us, &mut rng));
+        }
+        let net = Net::new(opts.nodes as usize, &opts, &mut rng);
+        let clients = (0..opts.clients)
+            .map(|c| Client::new(c, opts.keys))
+            .collect();
+        let disk_timing = DiskTiming {
+            fsync_min_us: opts.fsync_min_us,
+            fsync_jitter_us: opts.fsync_jitter_us,
+            stall_ppm: opts.fsync_stall_ppm,
+            stall_max_us: opts.fsync_stall_max_us,
+        };
+        let n = nodes.len();
+        let base = nodes[0].disk.durable();
+        let base_index = base.first_index().expect("MemStorage answers") - 1;
+        let base_term = base.term(base_index).expect("the base term is known");
+        let mut checker = Checker::new(n, base_index, base_term);
+        for (i, node) in nodes.iter().enumerate() {
+            checker.on_restart(i, node.raw.as_ref().expect("nodes start running"));
+        }
+        let mut w = World {
+            checker,
+            deferred: (0..n).map(|_| Vec::new()).collect(),
+            opts,
+            rng,
+            now_us: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            unreachable_due: vec![false; n * n],
+            nodes,
+            net,
+            trace: Trace::new(readable_trace),
+            fx: Effects::default(),
+            deliveries: Vec::new(),
+            clients,
+            history: Vec::new(),
+            phase: Phase::Safety,
+            partition_generation: 0,
+            disk_timing,
+            faults: FaultStats::default(),
+            events: 0,
+        };
+        for node in 0..n {
+            let first = w.rng.range(1, TICK_US);
+            let epoch = w.nodes[node].epoch;
+            w.schedule(first, Ev::Tick { node, epoch });
+        }
+        for client in 0..w.opts.clients {
+            let t = w.rng.range(0, 50_000);
+            w.schedule(t, Ev::ClientIssue { client });
+        }
+        if w.opts.partitions || w.opts.clogging || w.opts.crashes || w.opts.pauses {
+            let t = w
+                .rng
+                .range(w.opts.nemesis_gap_min_us, w.opts.nemesis_gap_max_us);
+            w.schedule(t, Ev::Nemesis);
+        }
+        let safety_us = w.opts.safety_us;
+        w.schedule(safety_us, Ev::Liveness);
+        w
+    }
+
+    /// Queues `ev` at `delay_us` from now.
+    pub(crate) fn schedule(&mut self, delay_us: u64, ev: Ev) {
+        self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(ev);
+                s
+            }
+            None => {
+                self.slab.push(Some(ev));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
+            }
+        };
+        self.queue.push(Queued {
+            at_us: self.now_us + delay_us,
+            seq: self.seq,
+            slot,
+        });
+    }
+
+    /// Runs events until the run converges, a property breaks, or the queue runs dry.
+    pub fn run(&mut self) {
+        let hard_end_us = self.opts.safety_us + (LIVENESS_CONVERGE_TIMEOUTS_MAX + 10) * ELECTION_US;
+        while let Some(q) = self.queue.pop() {
+            assert!(q.at_us >= self.now_us, "time never goes backwards");
+            self.now_us = q.at_us;
+            if self.now_us > hard_end_us {
+                let now = self.now_us;
+                self.checker.fail(
+                    Property::Liveness,
+                    now,
+                    "the run passed its time limit without converging".into(),
+                );
+            }
+            self.events += 1;
+            self.trace.mix(self.now_us);
+            let ev = self.slab[q.slot as usize]
+                .take()
+                .expect("a queued slot holds its event");
+            self.free.push(q.slot);
+            self.dispatch(ev);
+            let now = self.now_us;
+            self.checker.check_new_commits(&self.nodes, now);
+            if self.checker.violation().is_some() || matches!(self.phase, Phase::Done { .. }) {
+                break;
+            }
+        }
+        if self.checker.violation().is_none() {
+            self.final_checks();
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick { node, epoch } => {
+                let nd = &self.nodes[node];
+                if !nd.is_up() || nd.paused || nd.epoch != epoch {
+                    return;
+                }
+                let tick_us = nd.tick_us;
+                self.with_node(node, |n, cx| n.tick(cx));
+                self.schedule(tick_us, Ev::Tick { node, epoch });
+            }
+            Ev::Deliver { msg } => {
+                let Some(mut msg) = self.net.arrive(msg) else {
+                    return;
+                };
+                if self.rng.chance(self.opts.net_wire_roundtrip_ppm) {
+                    let bytes = msg.encode_to_bytes();
+                    match Message::decode_from(&bytes) {
+                        Ok(back) if back == msg => msg = back,
+                        other => {
+                            let now = self.now_us;
+                            self.checker.fail(
+                                Property::WireRoundTrip,
+                                now,
+                                format!("{msg:?} came back from the wire as {other:?}"),
+                            );
+                            return;
+                        }
+                    }
+                }
+                let node = msg.to as usize - 1;
+                if !self.nodes[node].is_up() {
+                    self.net.count_dropped();
+                } else if self.nodes[node].paused {
+                    self.deferred[node].push(Deferred::Message(msg));
+                } else {
+                    self.net.count_delivered();
+                    self.with_node(node, |n, cx| n.deliver(msg, cx));
+                }
+            }
+            Ev::FsyncDone {
+                node,
+                incarnation,
+                seq,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return;
+                }
+                if self.nodes[node].paused {
+                    self.deferred[node].push(Deferred::Fsync { incarnation, seq });
+                    return;
+                }
+                self.with_node(node, |n, cx| n.fsync_done(seq, cx));
+            }
+            Ev::ClientIssue { client } => self.client_issue(client),
+            Ev::ClientArrive { node, op, attempt } => {
+                if !self.nodes[node].is_up() {
+                    return;
+                }
+                if self.nodes[node].paused {
+                    self.deferred[node].push(Deferred::Request { op, attempt });
+                    return;
+                }
+                self.with_node(node, |n, cx| n.client_request(op, attempt, cx));
+            }
+            Ev::ClientReply {
+                client,
+                seq,
+                attempt,
+                reply,
+            } => self.client_reply(client, seq, attempt, reply),
+            Ev::ClientTimeout {
+                client,
+                seq,
+                attempt,
+            } => {
+                if let Some(f) = self.in_flight(client, seq, attempt) {
+                    // Try the leader hint, else the next node round the ring: within
+                    // `nodes` timeouts every node has been asked.
+                    let c = &mut self.clients[client as usize];
+                    if c.leader_hint == Some(f.node) {
+                        c.leader_hint = None;
+                    }
+                    let next = c.leader_hint.unwrap_or(f.node % self.opts.nodes + 1);
+                    self.client_attempt(client, next);
+                }
+            }
+            Ev::ClientRetry {
+                client,
+                seq,
+                attempt,
+                node,
+            } => {
+                if let Some(f) = self.in_flight(client, seq, attempt) {
+                    let next = node.unwrap_or(f.node % self.opts.nodes + 1);
+                    self.client_attempt(client, next);
+                }
+            }
+            Ev::Unreachable { node, epoch, peer } => {
+                self.unreachable_due[node * self.nodes.len() + peer as usize - 1] = false;
+                let nd = &self.nodes[node];
+                if nd.is_up() && !nd.paused && nd.epoch == epoch {
+                    self.with_node(node, |n, cx| n.report_unreachable(peer, cx));
+                }
+            }
+            Ev::Nemesis => self.nemesis(),
+            Ev::Heal { generation } => self.heal(generation),
+            Ev::Unclog { from, to } => self.unclog(from, to),
+            Ev::Restart { node } => self.restart(node),
+            Ev::Resume { node } => self.resume(node),
+            Ev::Liveness => self.start_liveness(),
+            Ev::Probe => self.probe(),
+        }
+    }
+
+    /// Runs `f` on node `node` with a step context, then carries out what it asked for.
+    pub(crate) fn with_node(&mut self, node: usize, f: impl FnOnce(&mut SimNode, &mut Cx)) {
+        let mut cx = Cx {
+            now_us: self.now_us,
+            rng: &mut self.rng,
+            checker: &mut self.checker,
+            trace: &mut self.trace,
+            fx: &mut self.fx,
+            bugs: self.opts.bugs,
+            disk: self.disk_timing,
+        };
+        f(&mut self.nodes[node], &mut cx);
+        self.flush_effects(node);
+    }
+
+    fn flush_effects(&mut self, node: usize) {
+        let mut sends = std::mem::take(&mut self.fx.sends);
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        for m in sends.drain(..) {
+            let to = m.to;
+            let outcome = self
+                .net
+                .send(self.now_us, m, &mut self.rng, &mut deliveries);
+            let down = !self.nodes[to as usize - 1].is_up();
+            let due = node * self.nodes.len() + to as usize - 1;
+            if self.opts.report_unreachable
+                && (outcome.blocked || down)
+                && !self.unreachable_due[due]
+            {
+                // The transport notices a cut link or a refused connection a little later
+                // (once: further failures before the report fold into it).
+                self.unreachable_due[due] = true;
+                let d = self.rng.range(1_000, 20_000);
+                let epoch = self.nodes[node].epoch;
+                self.schedule(
+                    d,
+                    Ev::Unreachable {
+                        node,
+                        epoch,
+                        peer: to,
+                    },
+                );
+            }
+        }
+        for d in deliveries.drain(..) {
+            let delay = d.at_us - self.now_us;
+            self.schedule(delay, Ev::Deliver { msg: d.msg });
+        }
+        self.fx.sends = sends;
+        self.deliveries = deliveries;
+        let incarnation = self.nodes[node].incarnation;
+        let mut fsyncs = std::mem::take(&mut self.fx.fsyncs);
+        for (at_us, seq) in fsyncs.drain(..) {
+            self.schedule(
+                at_us - self.now_us,
+                Ev::FsyncDone {
+                    node,
+                    incarnation,
+                    seq,
+                },
+            );
+        }
+        self.fx.fsyncs = fsyncs;
+        let mut replies = std::mem::take(&mut self.fx.replies);
+        for (client, seq, attempt, reply) in replies.drain(..) {
+            if !self.rng.chance(self.opts.client_loss_ppm) {
+                let d = self.rng.range(CLIENT_DELAY_US.0, CLIENT_DELAY_US.1);
+                self.schedule(
+                    d,
+                    Ev::ClientReply {
+                        client,
+                        seq,
+                        attempt,
+                        reply,
+                    },
+                );
+            }
+        }
+        self.fx.replies = replies;
+    }
+
+    /// Delivers what waited while `node` was paused, in arrival order.
+    pub(crate) fn replay_deferred(&mut self, node: usize) {
+        for d in std::mem::take(&mut self.deferred[node]) {
+            if !self.nodes[node].is_up() || self.nodes[node].paused {
+                break;
+            }
+            match d {
+                Deferred::Message(m) => {
+                    self.net.count_delivered();
+                    self.with_node(node, |n, cx| n.deliver(m, cx));
+                }
+                Deferred::Fsync { incarnation, seq } => {
+                    if self.nodes[node].incarnation == incarnation {
+                        self.with_node(node, |n, cx| n.fsync_done(seq, cx));
+                    }
+                }
+                Deferred::Request { op, attempt } => {
+                    self.with_node(node, |n, cx| n.client_request(op, attempt, cx));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ clients
+
+    fn in_flight(&self, client: u32, seq: u32, attempt: u32) -> Option<InFlight> {
+        self.clients[client as usize]
+            .in_flight
+            .filter(|f| f.op.seq == seq && f.attempt == attempt)
+    }
+
+    fn client_issue(&mut self, client: u32) {
+        let c = &mut self.clients[client as usize];
+        if !c.issuing || c.in_flight.is_some() {
+            return;
+        }
+        let op = c.next_op(&mut self.rng);
+        let history_index = self.history.len();
+        self.history.push(history_record(&op, self.now_us));
+        let node = self.clients[client as usize].choose_node(&mut self.rng, self.opts.nodes, None);
+        self.clients[client as usize].in_flight = Some(InFlight {
+            op,
+            attempt: 0,
+            node,
+            history_index,
+        });
+        self.trace.mix(u64::from(client) << 32 | u64::from(op.seq));
+        let now = self.now_us;
+        self.trace.line(now, || {
+            format!(
+                "client {client} calls op {} {:?} key {}",
+                op.seq, op.kind, op.key
+            )
+        });
+        self.client_attempt(client, node);
+    }
+
+    /// Starts the next attempt of `client`'s operation at `node`.
+    fn client_attempt(&mut self, client: u32, node: u64) {
+        let c = &mut self.clients[client as usize];
+        let f = c
+            .in_flight
+            .as_mut()
+            .expect("an attempt of an operation in flight");
+        f.attempt += 1;
+        f.node = node;
+        let (op, attempt) = (f.op, f.attempt);
+        if !self.rng.chance(self.opts.client_loss_ppm) {
+            let d = self.rng.range(CLIENT_DELAY_US.0, CLIENT_DELAY_US.1);
+            self.schedule(
+                d,
+                Ev::ClientArrive {
+                    node: node as usize - 1,
+                    op,
+                    attempt,
+                },
+            );
+        }
+        let timeout = self.opts.client_timeout_us;
+        self.schedule(
+            timeout,
+            Ev::ClientTimeout {
+                client,
+                seq: op.seq,
+                attempt,
+            },
+        );
+    }
+
+    fn client_reply(&mut self, client: u32, seq: u32, attempt: u32, reply: Reply) {
+        let Some(f) = self.clients[client as usize].in_flight else {
+            return;
+        };
+        if f.op.seq != seq {
+            return;
+        }
+        let now = self.now_us;
+        self.trace
+            .mix(u64::from(client) << 40 | u64::from(seq) << 8 | u64::from(attempt));
+        self.trace.line(now, || {
+            format!("client {client} ← op {seq} attempt {attempt}: {reply:?}")
+        });
+        match reply {
+            Reply::Result(r) => {
+                // Any attempt's answer is the operation's: retries are deduplicated.
+                let done = self.clients[client as usize].complete(r);
+                let rec = &mut self.history[done.history_index];
+                rec.ret_us = Some(now);
+                rec.result = Some(r);
+                if self.clients[client as usize].issuing {
+                    let think = self
+                        .rng
+                        .range(self.opts.think_min_us, self.opts.think_max_us);
+                    self.schedule(think, Ev::ClientIssue { client });
+                }
+            }
+            _ if attempt != f.attempt => {}
+            Reply::Redirect(hint) => {
+                self.clients[client as usize].leader_hint = hint;
+                match hint {
+                    Some(h) if h != f.node => self.client_attempt(client, h),
+                    _ => self.client_backoff(client, f, None),
+                }
+            }
+            Reply::Refused => {
+                // A leader that refuses (flow control) may be cut off from its followers
+                // for good: back off and ask the next node, which redirects if it knows
+                // a leader.
+                if self.clients[client as usize].leader_hint == Some(f.node) {
+                    self.clients[client as usize].leader_hint = None;
+                }
+                self.client_backoff(client, f, Some(f.node % self.opts.nodes + 1));
+            }
+            Reply::Lost => self.client_attempt(client, f.node),
+        }
+    }
+
+    fn client_backoff(&mut self, client: u32, f: InFlight, node: Option<u64>) {
+        let d = self.rng.range(CLIENT_BACKOFF_US.0, CLIENT_BACKOFF_US.1);
+        self.schedule(
+            d,
+            Ev::ClientRetry {
+                client,
+                seq: f.op.seq,
+                attempt: f.attempt,
+                node,
+            },
+        );
+    }
+
+    // ------------------------------------------------------------ liveness
+
+    fn probe(&mut self) {
+        let Phase::Liveness {
+            start_us,
+            core,
+            election_us,
+        } = &self.phase
+        else {
+            return;
+        };
+        let (start_us, core, mut election_us) = (*start_us, core.clone(), *election_us);
+        let elapsed = self.now_us - start_us;
+        let leader = self.established_leader(&core);
+        if election_us.is_none() && leader.is_some() {
+            election_us = Some(elapsed);
+            let now = self.now_us;
+            self.trace.line(now, || {
+                format!(
+                    "liveness: leader n{} established after {elapsed}us",
+                    leader.unwrap_or(0) + 1
+                )
+            });
+        }
+        if let Phase::Liveness { election_us: e, .. } = &mut self.phase {
+            *e = election_us;
+        }
+        if election_us.is_none() && elapsed > LIVENESS_ELECTION_TIMEOUTS_MAX * ELECTION_US {
+            let detail = format!(
+                "no leader known to every core node {} within {} election timeouts ({}): {}",
+                names(&core),
+                LIVENESS_ELECTION_TIMEOUTS_MAX,
+                ms(LIVENESS_ELECTION_TIMEOUTS_MAX * ELECTION_US),
+                self.describe_nodes(&core)
+            );
+            self.checker.fail(Property::Liveness, self.now_us, detail);
+            return;
+        }
+        if let (Some(l), Some(e)) = (leader, election_us)
+            && self.converged(l, &core)
+        {
+            self.phase = Phase::Done {
+                election_us: e,
+                converge_us: elapsed,
+            };
+            return;
+        }
+        if elapsed > LIVENESS_CONVERGE_TIMEOUTS_MAX * ELECTION_US {
+            let pending: Vec<String> = self
+                .clients
+                .iter()
+                .filter_map(|c| {
+                    c.in_flight.map(|f| {
+                        format!(
+                            "client {} op {} at n{} attempt {}",
+                            c.id, f.op.seq, f.node, f.attempt
+                        )
+                    })
+                })
+                .collect();
+            let detail = format!(
+                "core {} not converged within {} election timeouts ({}): {}; waiting: [{}]",
+                names(&core),
+                LIVENESS_CONVERGE_TIMEOUTS_MAX,
+                ms(LIVENESS_CONVERGE_TIMEOUTS_MAX * ELECTION_US),
+                self.describe_nodes(&core),
+                pending.join(", ")
+            );
+            self.checker.fail(Property::Liveness, self.now_us, detail);
+            return;
+        }
+        self.schedule(TICK_US, Ev::Probe);
+    }
+
+    /// The core node that leads with every core node following it in its term, if any.
+    fn established_leader(&self, core: &[usize]) -> Option<usize> {
+        let l = *core
+            .iter()
+            .find(|&&n| self.nodes[n].role() == Some(Role::Leader))?;
+        let lr = self.nodes[l].raw.as_ref()?;
+        let (term, id) = (lr.term(), lr.id());
+        core.iter()
+            .all(|&n| {
+                self.nodes[n]
+                    .raw
+                    .as_ref()
+                    .is_some_and(|r| r.term() == term && r.leader() == Some(id))
+            })
+            .then_some(l)
+    }
+
+    fn converged(&self, leader: usize, core: &[usize]) -> bool {
+        if self.clients.iter().any(|c| c.in_flight.is_some()) {
+            return false;
+        }
+        let Some(lr) = self.nodes[leader].raw.as_ref() else {
+            return false;
+        };
+        let last = lr.last_entry_id();
+        core.iter().all(|&n| {
+            let node = &self.nodes[n];
+            node.raw.as_ref().is_some_and(|r| {
+                r.last_entry_id() == last && r.commit() == last.index && node.applied == last.index
+            })
+        })
+    }
+
+    fn describe_nodes(&self, core: &[usize]) -> String {
+        core.iter()
+            .map(|&n| match self.nodes[n].raw.as_ref() {
+                None => format!("n{} down", n + 1),
+                Some(r) => format!(
+                    "n{} {}@{} leader {:?} commit {} applied {} last {}",
+                    n + 1,
+                    r.role(),
+                    r.term(),
+                    r.leader(),
+                    r.commit(),
+                    self.nodes[n].applied,
+                    r.last_entry_id()
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    // ------------------------------------------------------------ end of run
+
+    fn final_checks(&mut self) {
+        let now = self.now_us;
+        if let Err(e) = linearizability::check(&self.history) {
+            self.checker
+                .fail(Property::Linearizability, now, e.to_string());
+            return;
+        }
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].is_up())
+            .collect();
+        for c in &self.clients {
+            for &n in &live {
+                let node = &self.nodes[n];
+                if node.applied < self.checker.committed_index() {
+                    continue;
+                }
+                let applied_seq = node.kv.session(c.id).map_or(0, |s| s.0);
+                if applied_seq < c.acked_seq {
+                    self.checker.fail(
+                        Property::LostWrite,
+                        now,
+                        format!(
+                            "client {} op {} was acknowledged but n{} applied the whole \
+                             committed log and has only up to op {applied_seq}",
+                            c.id,
+                            c.acked_seq,
+                            n + 1
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        for (i, &a) in live.iter().enumerate() {
+            for &b in &live[i + 1..] {
+                let (na, nb) = (&self.nodes[a], &self.nodes[b]);
+                if na.applied == nb.applied && na.kv != nb.kv {
+                    self.checker.fail(
+                        Property::StateDivergence,
+                        now,
+                        format!(
+                            "n{} and n{} both applied up to {} but their states differ",
+                            a + 1,
+                            b + 1,
+                            na.applied
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn take_violation(&mut self) -> Option<Violation> {
+        self.checker.take_violation()
+    }
+
+    /// Network counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.net.stats
+    }
+}
+
+fn names(core: &[usize]) -> String {
+    let v: Vec<String> = core.iter().map(|n| format!("n{}", n + 1)).collect();
+    format!("{{{}}}", v.join(","))
+}
+
+/// Simulated microseconds as seconds with millisecond precision (`12.345s`).
+pub fn ms(us: u64) -> String {
+    format!("{}.{:03}s", us / 1_000_000, us / 1000 % 1000)
+}
