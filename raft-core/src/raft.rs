@@ -1516,7 +1516,11 @@ impl<S: Storage> Raft<S> {
         self.lead_transferee = to;
         // The transfer must finish within an election timeout or it is abandoned.
         self.election_elapsed = 0;
-        if self.prs.get(to).is_some_and(|pr| pr.matched == self.log.last_index()) {
+        if self
+            .prs
+            .get(to)
+            .is_some_and(|pr| pr.matched == self.log.last_index())
+        {
             self.send_timeout_now(to);
         } else {
             // Catch the target up now, even if it looks up to date in replicate state.

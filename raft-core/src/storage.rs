@@ -172,7 +172,11 @@ impl MemStorage {
             }),
         };
         MemStorage {
-            hard_state: HardState { term: 1, vote: 0, commit: 1 },
+            hard_state: HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            },
             conf_state,
             base_index: 1,
             base_term: 1,
