@@ -44,19 +44,32 @@ fn new_node(id: u64, voters: &[u64]) -> RawNode<MemStorage> {
 }
 
 /// Runs one node's Ready loop until it has nothing to do; returns whether it did anything.
-fn handle_ready(node: &mut RawNode<MemStorage>, out: &mut Vec<Message>, app: &mut Applier) -> bool {
+///
+/// `rd` is the node's last handled `Ready`, passed back to `ready_into` so that its lists
+/// are reused rather than reallocated and the `Ready` (several hundred bytes) is not copied
+/// out on every call; it is destructured by reference for the same reason. The storage
+/// takes the entries with `persist_from` (a move) rather than `persist` (a copy).
+fn handle_ready(
+    node: &mut RawNode<MemStorage>,
+    rd: &mut Ready,
+    out: &mut Vec<Message>,
+    app: &mut Applier,
+) -> bool {
     let mut progressed = false;
     while node.has_ready() {
         progressed = true;
+        node.ready_into(rd);
         let Ready {
             messages,
             persist,
             apply,
             read_states: _,
-        } = node.ready();
-        out.extend(messages);
+        } = rd;
+        out.append(messages);
         if let Some(batch) = persist {
-            node.storage_mut().persist(&batch).expect("in-memory write");
+            node.storage_mut()
+                .persist_from(batch)
+                .expect("in-memory write");
             node.on_persisted(batch.durable());
         }
         if let Some(batch) = apply {
@@ -85,6 +98,7 @@ fn maybe_compact(node: &mut RawNode<MemStorage>, applied_index: u64) {
 /// W1: a single node that already leads.
 pub struct CoreSingle {
     node: RawNode<MemStorage>,
+    rd: Ready,
     app: Applier,
     sink: Vec<Message>,
 }
@@ -101,15 +115,21 @@ impl CoreSingle {
         let mut node = new_node(1, &[1]);
         node.campaign().expect("campaign");
         let mut app = Applier::default();
+        let mut rd = Ready::default();
         let mut sink = Vec::new();
         while node.role() != Role::Leader || app.applied_index < node.last_index() {
             assert!(
-                handle_ready(&mut node, &mut sink, &mut app),
+                handle_ready(&mut node, &mut rd, &mut sink, &mut app),
                 "single node stuck"
             );
         }
         app.reset_count();
-        CoreSingle { node, app, sink }
+        CoreSingle {
+            node,
+            rd,
+            app,
+            sink,
+        }
     }
 
     /// One round: propose one entry, then run the Ready loop until it is applied.
@@ -120,7 +140,7 @@ impl CoreSingle {
             .expect("leader accepts");
         while self.app.applied_index < id.index {
             assert!(
-                handle_ready(&mut self.node, &mut self.sink, &mut self.app),
+                handle_ready(&mut self.node, &mut self.rd, &mut self.sink, &mut self.app),
                 "stuck"
             );
         }
@@ -145,6 +165,7 @@ fn bytes_of(payload: &[u8]) -> bytes::Bytes {
 
 struct ThreeNodes {
     nodes: Vec<RawNode<MemStorage>>,
+    readies: Vec<Ready>,
     apps: Vec<Applier>,
     queue: Vec<Message>,
 }
@@ -155,6 +176,7 @@ impl ThreeNodes {
         let nodes = voters.iter().map(|&id| new_node(id, &voters)).collect();
         let mut c = ThreeNodes {
             nodes,
+            readies: (0..3).map(|_| Ready::default()).collect(),
             apps: vec![Applier::default(); 3],
             queue: Vec::new(),
         };
@@ -173,8 +195,9 @@ impl ThreeNodes {
         let mut inbox = Vec::new();
         loop {
             let mut progressed = false;
-            for (node, app) in self.nodes.iter_mut().zip(self.apps.iter_mut()) {
-                progressed |= handle_ready(node, &mut self.queue, app);
+            let nodes = self.nodes.iter_mut().zip(&mut self.readies);
+            for ((node, rd), app) in nodes.zip(self.apps.iter_mut()) {
+                progressed |= handle_ready(node, rd, &mut self.queue, app);
             }
             if !self.queue.is_empty() {
                 progressed = true;

@@ -69,6 +69,7 @@
 //! configuration after the batch for the driver's snapshots.
 #![warn(missing_docs)]
 
+mod buffers;
 pub mod confchange;
 pub mod config;
 pub mod error;

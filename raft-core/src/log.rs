@@ -13,6 +13,11 @@
 //! persist batch rewrites it. Entries are handed to the application only once they are
 //! committed *and* durable locally (DESIGN.md §2 rule 4).
 //!
+//! Entries that become durable are usually handed to apply soon after. Rather than dropping
+//! them from the unstable part and copying them back from storage then, the log keeps them
+//! (up to [`APPLY_CACHE_MAX`]) and moves them into the apply batch: they are exactly what the
+//! persist batch wrote to storage.
+//!
 //! Invariants (checked by [`RaftLog::check_invariants`]):
 //! 1. `applied <= applying <= committed <= last_index()`.
 //! 2. `first_index() - 1 <= committed`, and `first_index() - 1 <= applied` unless a snapshot is
@@ -23,6 +28,9 @@
 //! 4. `committed` never decreases, and no append truncates at or below it.
 //! 5. Log terms do not decrease with the index (Raft's log matching), which
 //!    [`RaftLog::find_conflict_by_term`] relies on.
+//! 6. The kept durable entries are contiguous, above `applying` and below the unstable offset,
+//!    and equal to what storage holds at their indexes (an append that overwrites storage
+//!    drops them from its first index on; a snapshot drops them all).
 //!
 //! Reference: Raft paper §5.3; etcd-io/raft `log.go`.
 
@@ -30,6 +38,10 @@ use crate::EntryId;
 use crate::log_unstable::Unstable;
 use crate::storage::{Storage, StorageError, len_within_bytes};
 use crate::wire::{Entry, Snapshot};
+
+/// The most durable entries kept for the next apply batches (see the module docs). Beyond it,
+/// apply batches read from storage: a bound on the memory the log holds besides storage.
+pub const APPLY_CACHE_MAX: usize = 1024;
 
 /// The log of one node: storage, the unstable suffix, and the commit and apply cursors.
 ///
@@ -46,6 +58,9 @@ pub struct RaftLog<S: Storage> {
     pub applying: u64,
     /// The highest index the application reported applied.
     pub applied: u64,
+    /// Durable entries not yet handed to apply (invariant 6). Usually handed out all at once,
+    /// so a `Vec` that is swapped out whole beats a ring buffer.
+    to_apply: Vec<Entry>,
 }
 
 impl<S: Storage> RaftLog<S> {
@@ -64,15 +79,18 @@ impl<S: Storage> RaftLog<S> {
             committed: base,
             applying: base,
             applied: base,
+            to_apply: Vec::new(),
         })
     }
 
     /// The storage, for reading.
+    #[inline]
     pub fn store(&self) -> &S {
         &self.store
     }
 
     /// The storage, for the driver's writes.
+    #[inline]
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
     }
@@ -81,6 +99,7 @@ impl<S: Storage> RaftLog<S> {
     ///
     /// # Panics
     /// If storage cannot report its first index.
+    #[inline]
     pub fn first_index(&self) -> u64 {
         self.unstable.maybe_first_index().unwrap_or_else(|| {
             self.store
@@ -93,6 +112,7 @@ impl<S: Storage> RaftLog<S> {
     ///
     /// # Panics
     /// If storage cannot report its last index.
+    #[inline]
     pub fn last_index(&self) -> u64 {
         self.unstable.maybe_last_index().unwrap_or_else(|| {
             self.store
@@ -106,9 +126,26 @@ impl<S: Storage> RaftLog<S> {
     /// # Errors
     /// [`StorageError::Compacted`] below `first_index() - 1`, [`StorageError::Unavailable`]
     /// above `last_index()`, or what storage reports.
+    #[inline]
     pub fn term(&self, idx: u64) -> Result<u64, StorageError> {
+        // The common case first: an unstable entry answers for itself. Unstable entries lie
+        // within [first_index(), last_index()], so the checks below could not refuse it.
+        if let Some(term) = self.unstable.entry_term(idx) {
+            return Ok(term);
+        }
         if idx == 0 {
             return Ok(0);
+        }
+        if idx < self.unstable.offset && self.unstable.snapshot.is_none() {
+            // Below the unstable entries storage answers, and its bounds are the log's: its
+            // first index is the log's, and the unstable entries follow its last one.
+            let first_index = self
+                .store
+                .first_index()
+                .expect("storage must report its first index");
+            if idx + 1 >= first_index {
+                return self.store.term(idx);
+            }
         }
         let first_index = self.first_index();
         if idx < first_index - 1 {
@@ -134,6 +171,7 @@ impl<S: Storage> RaftLog<S> {
     ///
     /// # Panics
     /// If the term of the last index is not available (a broken storage).
+    #[inline]
     pub fn last_entry_id(&self) -> EntryId {
         let index = self.last_index();
         let term = self
@@ -143,6 +181,7 @@ impl<S: Storage> RaftLog<S> {
     }
 
     /// Whether the log holds an entry with exactly this id.
+    #[inline]
     pub fn match_term(&self, id: EntryId) -> bool {
         self.term(id.index) == Ok(id.term)
     }
@@ -209,8 +248,46 @@ impl<S: Storage> RaftLog<S> {
         let Some(first) = ents.first() else {
             return self.last_index();
         };
-        assert!(first.index > 0, "append of an entry with index 0");
-        let after = first.index - 1;
+        self.check_append_at(first.index);
+        self.forget_to_apply_from(first.index);
+        self.unstable.truncate_and_append(ents);
+        self.last_index()
+    }
+
+    /// As [`RaftLog::append`], but moves the payloads out of `ents` instead of sharing them
+    /// (each entry of `ents` keeps its index, term and type, with empty data). The node's own
+    /// proposals and a follower's received entries are owned already: moving them saves a
+    /// reference-count round trip per entry.
+    ///
+    /// # Panics
+    /// As [`RaftLog::append`].
+    pub fn append_from(&mut self, ents: &mut [Entry]) -> u64 {
+        let Some(first) = ents.first() else {
+            return self.last_index();
+        };
+        self.check_append_at(first.index);
+        self.forget_to_apply_from(first.index);
+        self.unstable.truncate_and_append_from(ents);
+        self.last_index()
+    }
+
+    /// Drops the kept durable entries from `index` on: an append from there overwrites them
+    /// in storage.
+    #[inline]
+    fn forget_to_apply_from(&mut self, index: u64) {
+        if let Some(front) = self.to_apply.first() {
+            let keep = index.saturating_sub(front.index);
+            self.to_apply
+                .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+    }
+
+    /// Panics unless entries starting at `first_index` may be written: after the commit index
+    /// and without a gap.
+    #[inline]
+    fn check_append_at(&self, first_index: u64) {
+        assert!(first_index > 0, "append of an entry with index 0");
+        let after = first_index - 1;
         assert!(
             after >= self.committed,
             "append after {after} would overwrite committed entries (committed {})",
@@ -221,8 +298,6 @@ impl<S: Storage> RaftLog<S> {
             "append after {after} leaves a gap (last index {})",
             self.last_index()
         );
-        self.unstable.truncate_and_append(ents);
-        self.last_index()
     }
 
     /// Entries `[lo, hi)` with total payload at most `max_bytes` (but at least one entry if
@@ -235,6 +310,25 @@ impl<S: Storage> RaftLog<S> {
     /// # Panics
     /// If `lo > hi`, or storage returns something other than a non-empty prefix of the range.
     pub fn slice(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        let mut ents = Vec::new();
+        self.slice_into(lo, hi, max_bytes, &mut ents)?;
+        Ok(ents)
+    }
+
+    /// As [`RaftLog::slice`], appending the entries to `buf` (which the node reuses).
+    ///
+    /// # Errors
+    /// As [`RaftLog::slice`]; `buf` is unchanged then.
+    ///
+    /// # Panics
+    /// As [`RaftLog::slice`].
+    pub(crate) fn slice_into(
+        &self,
+        lo: u64,
+        hi: u64,
+        max_bytes: u64,
+        buf: &mut Vec<Entry>,
+    ) -> Result<(), StorageError> {
         assert!(lo <= hi, "slice: invalid range [{lo}, {hi})");
         let first_index = self.first_index();
         if lo < first_index {
@@ -251,12 +345,14 @@ impl<S: Storage> RaftLog<S> {
             });
         }
         if lo == hi {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let offset = self.unstable.offset;
-        let (mut ents, used_bytes) = if lo < offset {
+        let base = buf.len();
+        let used_bytes = if lo < offset {
             let stored_hi = hi.min(offset);
-            let ents = self.store.entries(lo, stored_hi, max_bytes)?;
+            self.store.entries_into(lo, stored_hi, max_bytes, buf)?;
+            let ents = &buf[base..];
             let got = ents.len() as u64;
             assert!(
                 got >= 1 && got <= stored_hi - lo && ents[0].index == lo,
@@ -265,23 +361,21 @@ impl<S: Storage> RaftLog<S> {
             );
             if lo + got < stored_hi || stored_hi == hi {
                 // The byte limit was reached in storage, or the range ends there.
-                return Ok(ents);
+                return Ok(());
             }
-            let used_bytes: u64 = ents.iter().map(Entry::payload_bytes).sum();
-            (ents, used_bytes)
+            ents.iter().map(Entry::payload_bytes).sum()
         } else {
-            (Vec::new(), 0)
+            0
         };
         let rest = self.unstable.slice(lo.max(offset), hi);
         let mut take = len_within_bytes(rest, max_bytes.saturating_sub(used_bytes));
-        if ents.is_empty() {
+        if buf.len() == base {
             take = take.max(1);
         } else if used_bytes > max_bytes {
             take = 0;
         }
-        ents.reserve_exact(take);
-        ents.extend_from_slice(&rest[..take]);
-        Ok(ents)
+        buf.extend_from_slice(&rest[..take]);
+        Ok(())
     }
 
     /// Entries from `lo` to the last index, with total payload at most `max_bytes` (but at
@@ -290,17 +384,33 @@ impl<S: Storage> RaftLog<S> {
     /// # Errors
     /// As [`RaftLog::slice`].
     pub fn entries(&self, lo: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        let mut ents = Vec::new();
+        self.entries_into(lo, max_bytes, &mut ents)?;
+        Ok(ents)
+    }
+
+    /// As [`RaftLog::entries`], appending the entries to `buf` (which the node reuses).
+    ///
+    /// # Errors
+    /// As [`RaftLog::slice`]; `buf` is unchanged then.
+    pub(crate) fn entries_into(
+        &self,
+        lo: u64,
+        max_bytes: u64,
+        buf: &mut Vec<Entry>,
+    ) -> Result<(), StorageError> {
         let last_index = self.last_index();
         if lo > last_index {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.slice(lo, last_index + 1, max_bytes)
+        self.slice_into(lo, last_index + 1, max_bytes, buf)
     }
 
     /// Raises the commit index to `idx`; a lower `idx` is ignored.
     ///
     /// # Panics
     /// If `idx > last_index()`: the caller must never commit what the log does not hold.
+    #[inline]
     pub fn commit_to(&mut self, idx: u64) {
         if idx <= self.committed {
             return;
@@ -315,6 +425,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// Commits up to `id` if it is above the commit index and the log holds exactly that
     /// entry. Returns whether the commit index moved.
+    #[inline]
     pub fn maybe_commit(&mut self, id: EntryId) -> bool {
         if id.index > self.committed && self.match_term(id) {
             self.commit_to(id.index);
@@ -331,6 +442,7 @@ impl<S: Storage> RaftLog<S> {
     /// counting until their replacement is durable. While a snapshot is pending the value
     /// only says that the snapshot is not durable; the log before it is being replaced, so
     /// nothing should be acknowledged on its strength (and no entries are handed to apply).
+    #[inline]
     pub fn persisted_index(&self) -> u64 {
         match &self.unstable.snapshot {
             Some(snapshot) => snapshot.index().saturating_sub(1),
@@ -339,22 +451,26 @@ impl<S: Storage> RaftLog<S> {
     }
 
     /// Unstable entries not yet handed to a persist batch.
+    #[inline]
     pub fn next_unstable_entries(&self) -> &[Entry] {
         self.unstable.next_entries()
     }
 
     /// The unstable snapshot, if not yet handed to a persist batch.
+    #[inline]
     pub fn next_unstable_snapshot(&self) -> Option<&Snapshot> {
         self.unstable.next_snapshot()
     }
 
     /// Whether there is an unstable snapshot or entries not yet handed to a persist batch.
+    #[inline]
     pub fn has_next_unstable(&self) -> bool {
-        !self.unstable.next_entries().is_empty() || self.unstable.next_snapshot().is_some()
+        self.unstable.has_next()
     }
 
     /// Marks everything [`RaftLog::next_unstable_entries`] and
     /// [`RaftLog::next_unstable_snapshot`] return as handed to a persist batch.
+    #[inline]
     pub fn accept_unstable(&mut self) {
         self.unstable.accept_in_progress();
     }
@@ -365,17 +481,30 @@ impl<S: Storage> RaftLog<S> {
     /// # Panics
     /// If the entry is found but a pending unstable snapshot before it is not reported
     /// durable yet (batches are durable in order).
+    #[inline]
     pub fn stable_to(&mut self, id: EntryId) {
-        self.unstable.stable_to(id);
+        // Kept for the apply batches to come (invariant 6): contiguous, and only while there
+        // is room. They are above `applying`: only durable entries are handed to apply.
+        let to_apply = &mut self.to_apply;
+        self.unstable.stable_to_with(id, |e| {
+            if to_apply.last().is_some_and(|b| b.index + 1 != e.index) {
+                to_apply.clear();
+            }
+            if to_apply.len() < APPLY_CACHE_MAX {
+                to_apply.push(e);
+            }
+        });
     }
 
     /// The unstable snapshot at `index` is durable. Ignored if the pending snapshot is
     /// another one.
+    #[inline]
     pub fn stable_snap_to(&mut self, index: u64) {
         self.unstable.stable_snap_to(index);
     }
 
     /// Whether [`RaftLog::next_committed_entries`] would return anything.
+    #[inline]
     pub fn has_next_committed_entries(&self) -> bool {
         self.next_committed_range().is_some()
     }
@@ -395,10 +524,53 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 
+    /// As [`RaftLog::next_committed_entries`], appending the entries to `buf`, and taking
+    /// them from the kept durable entries when those hold them (the caller hands them to
+    /// apply: see [`RaftLog::applying_to`]).
+    ///
+    /// # Panics
+    /// As [`RaftLog::next_committed_entries`].
+    pub(crate) fn next_committed_entries_into(&mut self, max_bytes: u64, buf: &mut Vec<Entry>) {
+        if let Some((lo, hi)) = self.next_committed_range() {
+            if !self.take_to_apply(lo, hi, max_bytes, buf) {
+                self.slice_into(lo, hi, max_bytes, buf)
+                    .expect("committed, durable entries above applying are in the log");
+            }
+        }
+    }
+
+    /// Moves into `buf` what [`RaftLog::slice`] would return for `[lo, hi)` within
+    /// `max_bytes` (a prefix within the byte limit, at least one entry), from the kept
+    /// durable entries, if they hold all of it. Returns whether they did (if not, nothing
+    /// moved).
+    #[inline]
+    fn take_to_apply(&mut self, lo: u64, hi: u64, max_bytes: u64, buf: &mut Vec<Entry>) -> bool {
+        if self.to_apply.first().is_none_or(|e| e.index != lo) {
+            return false;
+        }
+        let wanted = usize::try_from(hi - lo).unwrap_or(usize::MAX);
+        let held = &self.to_apply[..wanted.min(self.to_apply.len())];
+        let fit = len_within_bytes(held, max_bytes);
+        if fit == held.len() && held.len() < wanted {
+            // All that is held fits: the answer may go on past it, in storage.
+            return false;
+        }
+        let take = fit.max(1);
+        if take == self.to_apply.len() && buf.is_empty() {
+            // The usual case: all of them, into an empty list. Swapping hands over the whole
+            // list; the (recycled) empty one keeps the next entries.
+            std::mem::swap(buf, &mut self.to_apply);
+        } else {
+            buf.extend(self.to_apply.drain(..take));
+        }
+        true
+    }
+
     /// Records that entries up to `idx` were handed to the application.
     ///
     /// # Panics
     /// If `idx` is below `applying` or above `committed`.
+    #[inline]
     pub fn applying_to(&mut self, idx: u64) {
         assert!(
             self.applying <= idx && idx <= self.committed,
@@ -407,6 +579,7 @@ impl<S: Storage> RaftLog<S> {
             self.committed
         );
         self.applying = idx;
+        self.forget_to_apply_up_to(idx);
     }
 
     /// Records that the application applied entries up to `idx`. Also raises `applying`, so a
@@ -414,6 +587,7 @@ impl<S: Storage> RaftLog<S> {
     ///
     /// # Panics
     /// If `idx` is below `applied` or above `committed`.
+    #[inline]
     pub fn applied_to(&mut self, idx: u64) {
         assert!(
             self.applied <= idx && idx <= self.committed,
@@ -423,6 +597,17 @@ impl<S: Storage> RaftLog<S> {
         );
         self.applied = idx;
         self.applying = self.applying.max(idx);
+        self.forget_to_apply_up_to(idx);
+    }
+
+    /// Drops the kept durable entries up to `index`: they were handed to apply (from storage,
+    /// or with a snapshot).
+    #[inline]
+    fn forget_to_apply_up_to(&mut self, index: u64) {
+        let n = self.to_apply.partition_point(|e| e.index <= index);
+        if n > 0 {
+            self.to_apply.drain(..n);
+        }
     }
 
     /// Replaces the log with `snapshot` (received from a leader): it becomes the unstable
@@ -439,10 +624,12 @@ impl<S: Storage> RaftLog<S> {
             self.committed
         );
         self.unstable.restore(snapshot);
+        self.to_apply.clear();
         self.committed = index;
     }
 
     /// The snapshot received from a leader and not yet durable, if any.
+    #[inline]
     pub fn unstable_snapshot(&self) -> Option<&Snapshot> {
         self.unstable.snapshot.as_ref()
     }
@@ -482,20 +669,46 @@ impl<S: Storage> RaftLog<S> {
                 self.unstable.offset
             );
         }
+        if let (Some(front), Some(back)) = (self.to_apply.first(), self.to_apply.last()) {
+            assert!(
+                self.to_apply
+                    .iter()
+                    .zip(front.index..)
+                    .all(|(e, i)| e.index == i),
+                "kept durable entries are contiguous"
+            );
+            assert!(
+                self.applying < front.index && back.index < self.unstable.offset,
+                "kept durable entries [{}, {}] lie in (applying {}, unstable offset {})",
+                front.index,
+                back.index,
+                self.applying,
+                self.unstable.offset
+            );
+            // What storage can still answer for must be what is kept.
+            if let Ok(stored) = self.store.entries(front.index, back.index + 1, u64::MAX) {
+                assert!(
+                    stored.iter().eq(self.to_apply.iter().take(stored.len())),
+                    "kept durable entries are what storage holds"
+                );
+            }
+        }
     }
 
     /// The range `[lo, hi)` of committed, durable entries to hand to apply, if any.
+    #[inline]
     fn next_committed_range(&self) -> Option<(u64, u64)> {
         if self.unstable.snapshot.is_some() {
             return None;
         }
         let lo = self.applying + 1;
-        if lo < self.first_index() {
-            // A snapshot is durable but not yet applied: it goes first.
+        // The range first (usually empty: asked before every Ready), then the snapshot.
+        let hi = self.committed.min(self.persisted_index()) + 1;
+        if lo >= hi || lo < self.first_index() {
+            // Nothing new, or a snapshot is durable but not yet applied: it goes first.
             return None;
         }
-        let hi = self.committed.min(self.persisted_index()) + 1;
-        (lo < hi).then_some((lo, hi))
+        Some((lo, hi))
     }
 }
 

@@ -66,12 +66,14 @@ impl Unstable {
     }
 
     /// The first index of the log if it is decided here: the unstable snapshot's index + 1.
+    #[inline]
     pub(crate) fn maybe_first_index(&self) -> Option<u64> {
         self.snapshot.as_ref().map(|s| s.index() + 1)
     }
 
     /// The last index of the log if it is decided here: the last unstable entry, else the
     /// unstable snapshot.
+    #[inline]
     pub(crate) fn maybe_last_index(&self) -> Option<u64> {
         match self.entries.len() {
             0 => self.snapshot.as_ref().map(Snapshot::index),
@@ -80,6 +82,7 @@ impl Unstable {
     }
 
     /// The term of entry `index` if it is decided here.
+    #[inline]
     pub(crate) fn maybe_term(&self, index: u64) -> Option<u64> {
         if index < self.offset {
             return self
@@ -91,7 +94,22 @@ impl Unstable {
         self.entries.get(self.position(index)?).map(|e| e.term)
     }
 
+    /// The term of unstable entry `index`, if there is one (the snapshot does not count).
+    #[inline]
+    pub(crate) fn entry_term(&self, index: u64) -> Option<u64> {
+        let k = usize::try_from(index.checked_sub(self.offset)?).ok()?;
+        self.entries.get(k).map(|e| e.term)
+    }
+
+    /// Whether there are entries or a snapshot not yet handed to a persist batch.
+    #[inline]
+    pub(crate) fn has_next(&self) -> bool {
+        self.offset_in_progress < self.offset + self.entries.len() as u64
+            || (self.snapshot.is_some() && !self.snapshot_in_progress)
+    }
+
     /// Entries not yet handed to a persist batch.
+    #[inline]
     pub(crate) fn next_entries(&self) -> &[Entry] {
         let from = self
             .position(self.offset_in_progress)
@@ -100,6 +118,7 @@ impl Unstable {
     }
 
     /// The snapshot, if it has not been handed to a persist batch yet.
+    #[inline]
     pub(crate) fn next_snapshot(&self) -> Option<&Snapshot> {
         self.snapshot
             .as_ref()
@@ -107,12 +126,14 @@ impl Unstable {
     }
 
     /// Marks everything currently unstable as handed to a persist batch.
+    #[inline]
     pub(crate) fn accept_in_progress(&mut self) {
         self.offset_in_progress = self.offset + self.entries.len() as u64;
         self.snapshot_in_progress = self.snapshot.is_some();
     }
 
-    /// A persist batch whose last entry is `id` is durable: drop the entries up to `id.index`.
+    /// A persist batch whose last entry is `id` is durable: drop the entries up to `id.index`,
+    /// handing each to `keep` (in index order; the log keeps them for applying).
     ///
     /// Ignored if no unstable entry has exactly this id: the batch was written before a newer
     /// leader overwrote that entry, and the overwrite is still to be made durable.
@@ -120,7 +141,8 @@ impl Unstable {
     /// # Panics
     /// If the entry is found but the unstable snapshot before it is not durable yet: batches
     /// are made durable in order, so the snapshot must be reported first.
-    pub(crate) fn stable_to(&mut self, id: EntryId) {
+    #[inline]
+    pub(crate) fn stable_to_with(&mut self, id: EntryId, keep: impl FnMut(Entry)) {
         if id.index < self.offset || self.maybe_term(id.index) != Some(id.term) {
             return;
         }
@@ -131,7 +153,7 @@ impl Unstable {
             self.snapshot.as_ref().map_or(0, Snapshot::index)
         );
         let n = self.position(id.index).expect("id.index >= offset") + 1;
-        self.entries.drain(..n);
+        self.entries.drain(..n).for_each(keep);
         self.offset = id.index + 1;
         self.offset_in_progress = self.offset_in_progress.max(self.offset);
         self.shrink_entries();
@@ -139,6 +161,7 @@ impl Unstable {
 
     /// The snapshot at `index` is durable: drop it. Ignored if the unstable snapshot is
     /// another one (or there is none): the completion is stale.
+    #[inline]
     pub(crate) fn stable_snap_to(&mut self, index: u64) {
         if self.snapshot.as_ref().is_some_and(|s| s.index() == index) {
             self.snapshot = None;
@@ -161,11 +184,38 @@ impl Unstable {
     /// (re)written, so they are no longer in progress.
     ///
     /// The caller ensures `ents` is contiguous and does not leave a gap after the log.
+    #[inline]
     pub(crate) fn truncate_and_append(&mut self, ents: &[Entry]) {
         let Some(first) = ents.first() else {
             return;
         };
         let from = first.index;
+        self.truncate_from(from);
+        self.entries.extend_from_slice(ents);
+        self.appended_from(from);
+    }
+
+    /// As [`Unstable::truncate_and_append`], but moves the payloads out of `ents`, leaving
+    /// each entry's index, term and type in place.
+    #[inline]
+    pub(crate) fn truncate_and_append_from(&mut self, ents: &mut [Entry]) {
+        let Some(first) = ents.first() else {
+            return;
+        };
+        let from = first.index;
+        self.truncate_from(from);
+        self.entries.extend(ents.iter_mut().map(|e| Entry {
+            entry_type: e.entry_type,
+            term: e.term,
+            index: e.index,
+            data: std::mem::take(&mut e.data),
+        }));
+        self.appended_from(from);
+    }
+
+    /// First half of an append from index `from`: drops the unstable entries from `from` on.
+    #[inline]
+    fn truncate_from(&mut self, from: u64) {
         let end = self.offset + self.entries.len() as u64;
         assert!(
             from <= end,
@@ -177,11 +227,16 @@ impl Unstable {
             // overwritten by the next persist batch.
             self.offset = from;
             self.entries.clear();
-        } else {
+        } else if from < end {
             let keep = self.position(from).expect("from > offset");
             self.entries.truncate(keep);
         }
-        self.entries.extend_from_slice(ents);
+    }
+
+    /// Second half of an append from index `from`: what was written from `from` on is no
+    /// longer in progress.
+    #[inline]
+    fn appended_from(&mut self, from: u64) {
         self.offset_in_progress = self.offset_in_progress.min(from).max(self.offset);
         debug_assert!(
             self.check_entries_contiguous(),
@@ -190,6 +245,7 @@ impl Unstable {
     }
 
     /// Entries `[lo, hi)`, which must all be unstable.
+    #[inline]
     pub(crate) fn slice(&self, lo: u64, hi: u64) -> &[Entry] {
         assert!(
             self.offset <= lo && lo <= hi && hi <= self.offset + self.entries.len() as u64,
@@ -242,6 +298,7 @@ impl Unstable {
     }
 
     /// Position of `index` in `entries` (possibly one past the end), if `index >= offset`.
+    #[inline]
     fn position(&self, index: u64) -> Option<usize> {
         let k = index.checked_sub(self.offset)?;
         usize::try_from(k).ok()
@@ -314,9 +371,9 @@ mod tests {
         // A new leader overwrites 7..: the batch that wrote 5..=9 in term 1 is now stale.
         u.truncate_and_append(&ents(7, 10, 2));
         u.accept_in_progress();
-        u.stable_to(EntryId::new(9, 1));
+        u.stable_to_with(EntryId::new(9, 1), drop);
         assert_eq!(u.offset, 5, "stale completion must not stabilize anything");
-        u.stable_to(EntryId::new(9, 2));
+        u.stable_to_with(EntryId::new(9, 2), drop);
         assert_eq!((u.offset, u.entries.len()), (10, 0));
         u.check_invariants();
     }
@@ -327,7 +384,7 @@ mod tests {
         u.truncate_and_append(&ents(1, 4, 1));
         u.accept_in_progress();
         u.truncate_and_append(&ents(4, 6, 1));
-        u.stable_to(EntryId::new(3, 1));
+        u.stable_to_with(EntryId::new(3, 1), drop);
         assert_eq!((u.offset, u.offset_in_progress), (4, 4));
         assert_eq!(u.next_entries(), ents(4, 6, 1).as_slice());
         u.check_invariants();
@@ -353,7 +410,7 @@ mod tests {
         );
         u.stable_snap_to(10);
         assert!(u.snapshot.is_none());
-        u.stable_to(EntryId::new(12, 2));
+        u.stable_to_with(EntryId::new(12, 2), drop);
         assert_eq!(u.maybe_last_index(), None);
         u.check_invariants();
     }

@@ -26,6 +26,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Holds `m` until batch `seq` is durable.
+    #[inline]
     pub fn hold(&mut self, seq: u64, m: Message) {
         debug_assert!(
             seq > self.seq_done && seq <= self.seq_issued + 1,
@@ -39,6 +40,7 @@ impl Outbox {
     }
 
     /// Records batch `seq` durable and releases what waited for it.
+    #[inline]
     pub fn on_durable(&mut self, seq: u64) {
         assert_eq!(
             seq,
@@ -50,14 +52,12 @@ impl Outbox {
             "a completion for a batch that was never issued"
         );
         self.seq_done = seq;
-        while self.held.front().is_some_and(|(s, _)| *s <= seq) {
-            let (_, m) = self.held.pop_front().expect("front checked above");
-            self.ready.push(m);
-        }
+        self.release_up_to(seq);
     }
 
     /// Called when a Ready is built without a new batch: messages that waited for "the
     /// next batch" now wait for the last issued one, or go out if everything is durable.
+    #[inline]
     pub fn retarget_unissued(&mut self) {
         let issued = self.seq_issued;
         for (s, _) in self.held.iter_mut() {
@@ -65,9 +65,16 @@ impl Outbox {
                 *s = issued;
             }
         }
-        while self.held.front().is_some_and(|(s, _)| *s <= self.seq_done) {
-            let (_, m) = self.held.pop_front().expect("front checked above");
-            self.ready.push(m);
+        self.release_up_to(self.seq_done);
+    }
+
+    /// Moves the held messages waiting for batch `seq` or earlier to `ready`, in order.
+    #[inline]
+    fn release_up_to(&mut self, seq: u64) {
+        let n = self.held.iter().take_while(|(s, _)| *s <= seq).count();
+        if n > 0 {
+            // One move per message, straight from the queue into the list.
+            self.ready.extend(self.held.drain(..n).map(|(_, m)| m));
         }
     }
 

@@ -57,16 +57,19 @@ impl MajorityConfig {
     }
 
     /// The number of voters.
+    #[inline]
     pub fn len(&self) -> usize {
         self.voters.len()
     }
 
     /// Whether there are no voters.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.voters.is_empty()
     }
 
     /// Whether `id` is a voter.
+    #[inline]
     pub fn contains(&self, id: u64) -> bool {
         self.voters.binary_search(&id).is_ok()
     }
@@ -78,6 +81,7 @@ impl MajorityConfig {
 
     /// The number of voters that make a majority: `len / 2 + 1` (1 for an empty config, which
     /// never counts anything because of invariant 2).
+    #[inline]
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
     }
@@ -87,10 +91,15 @@ impl MajorityConfig {
     /// `acked(id)` returns the voter's match index, or `None` if it is unknown (counted as 0).
     /// An empty configuration returns `u64::MAX`, so that the `min` in
     /// [`JointConfig::committed_index`] ignores an empty half.
+    #[inline]
     pub fn committed_index(&self, acked: impl Fn(u64) -> Option<u64>) -> u64 {
         let n = self.voters.len();
         if n == 0 {
             return u64::MAX;
+        }
+        if n == 1 {
+            // A lone voter is its own majority (the leader asks on every write).
+            return acked(self.voters[0]).unwrap_or(0);
         }
         if n <= STACK_VOTERS_MAX {
             let mut buf = [0u64; STACK_VOTERS_MAX];
@@ -170,11 +179,13 @@ impl JointConfig {
     }
 
     /// Whether this is a joint configuration, i.e. the outgoing half is non-empty.
+    #[inline]
     pub fn is_joint(&self) -> bool {
         !self.outgoing.is_empty()
     }
 
     /// Whether `id` is a voter in either half.
+    #[inline]
     pub fn contains(&self, id: u64) -> bool {
         self.incoming.contains(id) || self.outgoing.contains(id)
     }
@@ -210,8 +221,13 @@ impl JointConfig {
     /// The largest index acknowledged by a majority of each half: the `min` of the halves.
     ///
     /// Returns `u64::MAX` when both halves are empty (invariant 2).
+    #[inline]
     pub fn committed_index(&self, acked: impl Fn(u64) -> Option<u64>) -> u64 {
         let incoming = self.incoming.committed_index(&acked);
+        if self.outgoing.is_empty() {
+            // Not joint: the empty half would answer `u64::MAX` (invariant 2).
+            return incoming;
+        }
         let outgoing = self.outgoing.committed_index(&acked);
         incoming.min(outgoing)
     }
@@ -241,6 +257,7 @@ impl fmt::Display for JointConfig {
 
 /// Sorts a short slice ascending in place; for at most [`STACK_VOTERS_MAX`] elements this beats
 /// the general sort and never allocates.
+#[inline]
 fn insertion_sort(s: &mut [u64]) {
     for i in 1..s.len() {
         let x = s[i];
@@ -257,6 +274,7 @@ fn insertion_sort(s: &mut [u64]) {
 ///
 /// With `n` voters sorted ascending, the voters at positions `n - quorum ..` all acked at least
 /// `s[n - quorum]`, and they are exactly a quorum; no larger value is acked by as many.
+#[inline]
 fn majority_element(s: &[u64]) -> u64 {
     assert!(
         !s.is_empty(),

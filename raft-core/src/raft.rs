@@ -25,6 +25,7 @@
 //! message leaves the node as it was.
 
 use crate::EntryId;
+use crate::buffers::Buffers;
 use crate::confchange;
 use crate::config::{Config, ReadOnlyOption};
 use crate::error::ConfChangeError;
@@ -48,7 +49,7 @@ use prost::Message as _;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use slog::{Logger, debug, info, warn};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Context of a vote request sent on a leadership transfer: it bypasses stickiness.
 pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";
@@ -81,6 +82,8 @@ pub(crate) struct Raft<S: Storage> {
     pub log: RaftLog<S>,
     pub prs: ProgressTracker,
     pub outbox: Outbox,
+    /// Emptied message and entry lists, reused for the next ones handed out.
+    pub buffers: Buffers,
     /// The hard state carried by the last persist batch handed out (or read at start).
     pub handed_hs: HardState,
     /// The hard state last reported durable.
@@ -151,6 +154,11 @@ pub(crate) struct Raft<S: Storage> {
     applying_conf: ConfState,
     /// Changes handed out to apply and not yet reported applied, in log order.
     conf_queue: VecDeque<(u64, ConfChangeV2)>,
+    /// This leader applied a change that removed it, at this index: it steps down once a
+    /// quorum of the new configuration reports a commit index at or past it.
+    stepdown_at: Option<u64>,
+    /// Commit indexes peers reported in their responses (only while `stepdown_at` is set).
+    peer_commit: BTreeMap<u64, u64>,
 
     pub logger: Logger,
     #[cfg(feature = "planted-bugs")]
@@ -191,6 +199,7 @@ impl<S: Storage> Raft<S> {
             log,
             prs,
             outbox: Outbox::default(),
+            buffers: Buffers::default(),
             handed_hs: hs,
             durable_hs: hs,
             vouch_seq: 0,
@@ -229,6 +238,8 @@ impl<S: Storage> Raft<S> {
             step_down_on_removal: cfg.step_down_on_removal,
             applying_conf: rs.conf_state.clone(),
             conf_queue: VecDeque::new(),
+            stepdown_at: None,
+            peer_commit: BTreeMap::new(),
             logger,
             #[cfg(feature = "planted-bugs")]
             planted_bugs: cfg.planted_bugs,
@@ -416,14 +427,42 @@ impl<S: Storage> Raft<S> {
             self.lead_transferee = 0;
         }
         let member = self.prs.config.voters.contains(self.id);
-        if !member && self.step_down_on_removal {
-            info!(self.logger, "stepping down: removed from the configuration");
-            self.become_follower(self.term, 0);
-            return;
+        if !member && self.step_down_on_removal && self.stepdown_at.is_none() {
+            // Not at once: this leader may be the only node that knows the change is
+            // committed, and the remaining voters may still need it (a joint configuration
+            // includes it). It keeps leading, refusing proposals, until a quorum of the new
+            // configuration reports a commit index at or past the change.
+            info!(self.logger, "removed from the configuration: stepping down once the rest know";
+                  "index" => applied);
+            self.stepdown_at = Some(applied);
+            self.commit_due = true;
         }
         self.append_due = true;
         self.maybe_commit();
         self.maybe_auto_leave();
+        self.maybe_step_down_after_removal();
+    }
+
+    /// Steps down once a quorum of the configuration that removed this leader knows the
+    /// removal is committed: they can then elect a leader among themselves.
+    fn maybe_step_down_after_removal(&mut self) {
+        let Some(index) = self.stepdown_at else {
+            return;
+        };
+        if self.role != Role::Leader {
+            return;
+        }
+        let peer_commit = &self.peer_commit;
+        let known = self
+            .prs
+            .config
+            .voters
+            .vote_result(|id| Some(peer_commit.get(&id).is_some_and(|c| *c >= index)))
+            == VoteResult::Won;
+        if known {
+            info!(self.logger, "stepping down: removed from the configuration"; "index" => index);
+            self.become_follower(self.term, 0);
+        }
     }
 
     /// A leader leaves a joint configuration by itself once the change that entered it is
@@ -451,7 +490,7 @@ impl<S: Storage> Raft<S> {
     pub fn propose(&mut self, data: Bytes) -> Result<EntryId, ProposeError> {
         match self.role {
             Role::Leader => {
-                let mut ents = vec![Entry {
+                let mut ents = [Entry {
                     entry_type: EntryType::EntryNormal as i32,
                     term: 0,
                     index: 0,
@@ -477,6 +516,11 @@ impl<S: Storage> Raft<S> {
     /// Gives `ents` their index and term and appends them to the leader's log.
     fn append_entries(&mut self, ents: &mut [Entry]) -> Result<(), ProposeError> {
         debug_assert_eq!(self.role, Role::Leader);
+        if self.stepdown_at.is_some() {
+            return Err(ProposeError::Dropped {
+                reason: DropReason::NotMember,
+            });
+        }
         if self.lead_transferee != 0 {
             return Err(ProposeError::Dropped {
                 reason: DropReason::TransferInProgress,
@@ -496,7 +540,7 @@ impl<S: Storage> Raft<S> {
             e.index = last + 1 + i as u64;
             e.term = self.term;
         }
-        self.log.append(ents);
+        self.log.append_from(ents);
         self.uncommitted_bytes += bytes;
         self.append_due = true;
         Ok(())
@@ -504,8 +548,10 @@ impl<S: Storage> Raft<S> {
 
     // ---------------------------------------------------------------- step
 
-    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
-        self.validate(&m)?;
+    /// Steps `m`; handlers take what they keep out of it (it is large: passing it by reference
+    /// saves a copy at each level of calls).
+    pub fn step(&mut self, m: &mut Message) -> Result<(), StepError> {
+        self.validate(m)?;
         let kind = m.kind();
         if m.term == 0 {
             // A forwarded proposal or read request: no term to reconcile.
@@ -546,6 +592,12 @@ impl<S: Storage> Raft<S> {
                 self.send(r);
             } else if kind == MessageType::MsgPreVote {
                 let mut r = self.msg(m.from, MessageType::MsgPreVoteResp);
+                r.reject = true;
+                self.send(r);
+            } else if kind == MessageType::MsgVote {
+                // Tell a candidate of an older term about ours (Raft's RequestVote reply):
+                // otherwise a node that never hears from us cannot catch up its term.
+                let mut r = self.msg(m.from, MessageType::MsgVoteResp);
                 r.reject = true;
                 self.send(r);
             }
@@ -686,6 +738,12 @@ impl<S: Storage> Raft<S> {
                             last_index,
                         });
                     }
+                    if m.commit > last_index {
+                        return Err(StepError::CommitBeyondLog {
+                            commit: m.commit,
+                            last_index,
+                        });
+                    }
                 }
             }
             MessageType::MsgProp => {
@@ -729,7 +787,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn handle_vote_request(&mut self, m: Message) {
+    fn handle_vote_request(&mut self, m: &Message) {
         let kind = m.kind();
         let resp_kind = if kind == MessageType::MsgVote {
             MessageType::MsgVoteResp
@@ -759,16 +817,29 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn step_leader(&mut self, m: Message) -> Result<(), StepError> {
+    fn step_leader(&mut self, m: &mut Message) -> Result<(), StepError> {
+        if self.stepdown_at.is_some()
+            && matches!(
+                m.kind(),
+                MessageType::MsgAppResp | MessageType::MsgHeartbeatResp
+            )
+        {
+            let known = self.peer_commit.entry(m.from).or_insert(0);
+            *known = (*known).max(m.commit);
+            self.maybe_step_down_after_removal();
+            if self.role != Role::Leader {
+                return Ok(());
+            }
+        }
         match m.kind() {
             MessageType::MsgProp => {
-                let mut ents = m.entries;
+                let mut ents = std::mem::take(&mut m.entries);
                 if let Err(e) = self.append_entries(&mut ents) {
                     debug!(self.logger, "dropping forwarded proposal"; "from" => m.from,
                            "reason" => %e);
                 }
             }
-            MessageType::MsgAppResp => self.handle_append_response(&m)?,
+            MessageType::MsgAppResp => self.handle_append_response(m)?,
             MessageType::MsgHeartbeatResp => {
                 let last_index = self.log.last_index();
                 let pr = self.prs.get_mut(m.from).ok_or(StepError::UnknownPeer {
@@ -798,7 +869,7 @@ impl<S: Storage> Raft<S> {
                         kind: m.kind(),
                     });
                 }
-                if let Err(e) = self.leader_read(m.from, m.context) {
+                if let Err(e) = self.leader_read(m.from, std::mem::take(&mut m.context)) {
                     debug!(self.logger, "refusing forwarded read"; "from" => m.from,
                            "reason" => %e);
                 }
@@ -864,7 +935,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn step_candidate(&mut self, m: Message) {
+    fn step_candidate(&mut self, m: &mut Message) {
         let kind = m.kind();
         match kind {
             MessageType::MsgProp => {
@@ -876,7 +947,7 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgHeartbeat => {
                 self.become_follower(m.term, m.from);
-                self.handle_heartbeat(&m);
+                self.handle_heartbeat(m);
             }
             MessageType::MsgSnap => {
                 self.become_follower(m.term, m.from);
@@ -897,7 +968,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn step_follower(&mut self, m: Message) {
+    fn step_follower(&mut self, m: &mut Message) {
         match m.kind() {
             MessageType::MsgProp => {
                 if self.leader_id == 0 || !self.proposal_forwarding {
@@ -905,7 +976,7 @@ impl<S: Storage> Raft<S> {
                            "leader" => self.leader_id);
                     return;
                 }
-                let mut fwd = m;
+                let mut fwd = std::mem::take(m);
                 fwd.to = self.leader_id;
                 fwd.from = self.id;
                 self.send(fwd);
@@ -918,7 +989,7 @@ impl<S: Storage> Raft<S> {
             MessageType::MsgHeartbeat => {
                 self.election_elapsed = 0;
                 self.leader_id = m.from;
-                self.handle_heartbeat(&m);
+                self.handle_heartbeat(m);
             }
             MessageType::MsgSnap => {
                 self.election_elapsed = 0;
@@ -934,7 +1005,7 @@ impl<S: Storage> Raft<S> {
                 }
             }
             MessageType::MsgReadIndex if self.leader_id != 0 => {
-                let mut fwd = m;
+                let mut fwd = std::mem::take(m);
                 fwd.to = self.leader_id;
                 fwd.from = self.id;
                 self.send(fwd);
@@ -942,11 +1013,11 @@ impl<S: Storage> Raft<S> {
             MessageType::MsgReadIndexResp => {
                 self.read_states.push(ReadState {
                     index: m.index,
-                    request_ctx: m.context,
+                    request_ctx: std::mem::take(&mut m.context),
                 });
             }
             MessageType::MsgTransferLeader if self.leader_id != 0 => {
-                let mut fwd = m;
+                let mut fwd = std::mem::take(m);
                 fwd.to = self.leader_id;
                 fwd.from = self.id;
                 fwd.term = self.term;
@@ -956,8 +1027,11 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn handle_snapshot(&mut self, m: Message) {
-        let snap = *m.snapshot.expect("validated: MsgSnap carries a snapshot");
+    fn handle_snapshot(&mut self, m: &mut Message) {
+        let snap = *m
+            .snapshot
+            .take()
+            .expect("validated: MsgSnap carries a snapshot");
         let (index, term) = (snap.index(), snap.term());
         let mut r = self.msg(m.from, MessageType::MsgAppResp);
         if index <= self.log.committed {
@@ -987,7 +1061,7 @@ impl<S: Storage> Raft<S> {
         self.send(r);
     }
 
-    fn handle_append(&mut self, m: Message) {
+    fn handle_append(&mut self, m: &mut Message) {
         let mut r = self.msg(m.from, MessageType::MsgAppResp);
         if m.index < self.log.committed {
             r.index = self.log.committed;
@@ -999,8 +1073,10 @@ impl<S: Storage> Raft<S> {
             let conflict = self.log.find_conflict(&m.entries);
             if conflict != 0 {
                 let start = (conflict - m.index - 1) as usize;
-                self.log.append(&m.entries[start..]);
+                self.log.append_from(&mut m.entries[start..]);
             }
+            // The payloads moved to the log: the emptied list serves the next batch.
+            self.buffers.keep_entries(std::mem::take(&mut m.entries));
             self.log.commit_to(m.commit.min(last_new));
             r.index = last_new;
             self.send(r);
@@ -1161,6 +1237,8 @@ impl<S: Storage> Raft<S> {
         self.commit_due = false;
         self.lead_transferee = 0;
         self.empty_append_due.clear();
+        self.stepdown_at = None;
+        self.peer_commit.clear();
         self.timeout_now_sent = false;
         self.read_only.reset();
         self.reads_before_commit.clear();
@@ -1314,9 +1392,13 @@ impl<S: Storage> Raft<S> {
         // enough to learn where the follower stands, without overfilling the window.
         let window_full = pr.state == ProgressState::Replicate && pr.inflights.full();
         let entries = if next <= last_index && !window_full {
-            match self.log.entries(next, self.msg_bytes_max) {
-                Ok(ents) => ents,
-                Err(_) => return self.maybe_send_snapshot(to),
+            let mut ents = self.buffers.entries();
+            match self.log.entries_into(next, self.msg_bytes_max, &mut ents) {
+                Ok(()) => ents,
+                Err(_) => {
+                    self.buffers.keep_entries(ents);
+                    return self.maybe_send_snapshot(to);
+                }
             }
         } else {
             Vec::new()
@@ -1592,12 +1674,25 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Queues `m`, holding it until the state it vouches for is durable.
-    fn send(&mut self, m: Message) {
+    fn send(&mut self, mut m: Message) {
         debug_assert_ne!(m.to, self.id, "a node never messages itself");
+        if matches!(
+            m.kind(),
+            MessageType::MsgAppResp | MessageType::MsgHeartbeatResp
+        ) {
+            // Responses report the follower's commit index: a leader that removed itself
+            // waits for a quorum of the new configuration to know of the removal.
+            m.commit = self.log.committed;
+        }
         let vouches = matches!(m.kind(), MessageType::MsgAppResp | MessageType::MsgVoteResp);
-        match self.vouched_state_seq() {
-            Some(seq) if vouches => self.outbox.hold(seq, m),
-            _ => self.outbox.ready.push(m),
+        // Only a vouching message needs `vouched_state_seq` (a few compares).
+        match if vouches {
+            self.vouched_state_seq()
+        } else {
+            None
+        } {
+            Some(seq) => self.outbox.hold(seq, m),
+            None => self.outbox.ready.push(m),
         }
     }
 
@@ -1636,6 +1731,7 @@ impl<S: Storage> Raft<S> {
     pub fn check_invariants(&self) {
         self.log.check_invariants();
         self.outbox.check_invariants();
+        self.buffers.check_invariants();
         self.read_only.check_invariants();
         if self.lead_transferee != 0 {
             assert_eq!(

@@ -97,40 +97,68 @@ pub struct Applied {
 }
 
 impl PersistBatch {
-    pub(crate) fn new(
+    /// A placeholder for [`PersistBatch::refill`] to fill in place (it is not a valid batch
+    /// until then: sequence number 0 is never issued).
+    #[inline(always)]
+    pub(crate) fn empty(node: u64) -> PersistBatch {
+        PersistBatch {
+            hard_state: None,
+            snapshot: None,
+            entries: Vec::new(),
+            sync: false,
+            token: Persisted {
+                node,
+                seq: 0,
+                last_entry: None,
+                hard_state: None,
+                snapshot_index: None,
+            },
+        }
+    }
+
+    /// Makes this the batch of write `seq` of `node`: `hard_state`, `snapshot` and `entries`,
+    /// to be made durable (with an fsync if `sync`).
+    ///
+    /// Batches are filled in place in the `Ready` the driver passed back (or in an
+    /// [`PersistBatch::empty`] one): a batch is a few hundred bytes, and building one aside
+    /// costs a copy of it into the `Ready`.
+    #[inline]
+    pub(crate) fn refill(
+        &mut self,
         node: u64,
         seq: u64,
         hard_state: Option<HardState>,
-        snapshot: Option<Snapshot>,
+        snapshot: Option<&Snapshot>,
         entries: Vec<Entry>,
         sync: bool,
-    ) -> PersistBatch {
+    ) {
         assert!(
             entries.windows(2).all(|w| w[1].index == w[0].index + 1),
             "persist batch entries are contiguous"
         );
-        if let (Some(snap), Some(first)) = (&snapshot, entries.first()) {
+        if let (Some(snap), Some(first)) = (snapshot, entries.first()) {
             assert_eq!(first.index, snap.index() + 1, "entries follow the snapshot");
         }
-        let last_entry = entries.last().map(|e| EntryId::new(e.index, e.term));
-        let snapshot_index = snapshot.as_ref().map(Snapshot::index);
-        let token = Persisted {
+        self.token = Persisted {
             node,
             seq,
-            last_entry,
+            last_entry: entries.last().map(|e| EntryId::new(e.index, e.term)),
             hard_state,
-            snapshot_index,
+            snapshot_index: snapshot.map(Snapshot::index),
         };
-        PersistBatch {
-            hard_state,
-            snapshot,
-            entries,
-            sync,
-            token,
+        self.hard_state = hard_state;
+        // Assigned per case, so that the common `None` stores a tag instead of copying the
+        // whole (large) option.
+        match snapshot {
+            None => self.snapshot = None,
+            Some(snap) => self.snapshot = Some(snap.clone()),
         }
+        self.entries = entries;
+        self.sync = sync;
     }
 
     /// The completion to hand to [`crate::RawNode::on_persisted`] once this batch is durable.
+    #[inline]
     pub fn durable(&self) -> Persisted {
         Persisted {
             node: self.token.node,
@@ -142,17 +170,20 @@ impl PersistBatch {
     }
 
     /// The index after which the log must be truncated before `entries` are appended.
+    #[inline]
     pub fn truncate_after(&self) -> Option<u64> {
         self.entries.first().map(|e| e.index - 1)
     }
 
     /// This batch's position in the node's sequence of writes (from 1).
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.token.seq
     }
 }
 
 impl ApplyBatch {
+    #[inline]
     pub(crate) fn new(
         node: u64,
         first_index: u64,
@@ -160,6 +191,38 @@ impl ApplyBatch {
         conf_state: Option<ConfState>,
         entries: Vec<Entry>,
     ) -> ApplyBatch {
+        let mut batch = ApplyBatch::empty(node);
+        batch.refill(node, first_index, snapshot, conf_state, entries);
+        batch
+    }
+
+    /// A placeholder for [`ApplyBatch::refill`] to fill in place (it is not a valid batch
+    /// until then).
+    #[inline(always)]
+    pub(crate) fn empty(node: u64) -> ApplyBatch {
+        ApplyBatch {
+            snapshot: None,
+            conf_state: None,
+            entries: Vec::new(),
+            token: Applied {
+                node,
+                first_index: 0,
+                last_index: 0,
+            },
+        }
+    }
+
+    /// Makes this the batch [`ApplyBatch::new`] would build from the same arguments, in
+    /// place (see [`PersistBatch::refill`]).
+    #[inline]
+    pub(crate) fn refill(
+        &mut self,
+        node: u64,
+        first_index: u64,
+        snapshot: Option<Snapshot>,
+        conf_state: Option<ConfState>,
+        entries: Vec<Entry>,
+    ) {
         assert!(
             snapshot.is_some() || !entries.is_empty(),
             "an apply batch is never empty"
@@ -173,20 +236,24 @@ impl ApplyBatch {
             (None, Some(s)) => s.index(),
             (None, None) => unreachable!("checked above"),
         };
-        let token = Applied {
+        self.token = Applied {
             node,
             first_index,
             last_index,
         };
-        ApplyBatch {
-            snapshot,
-            conf_state,
-            entries,
-            token,
+        match snapshot {
+            None => self.snapshot = None,
+            Some(snap) => self.snapshot = Some(snap),
         }
+        match conf_state {
+            None => self.conf_state = None,
+            Some(cs) => self.conf_state = Some(cs),
+        }
+        self.entries = entries;
     }
 
     /// The completion to hand to [`crate::RawNode::on_applied`] once applied.
+    #[inline]
     pub fn applied(&self) -> Applied {
         Applied {
             node: self.token.node,
@@ -196,6 +263,7 @@ impl ApplyBatch {
     }
 
     /// The index of the last entry in the batch.
+    #[inline]
     pub fn last_index(&self) -> u64 {
         self.token.last_index
     }
@@ -203,10 +271,62 @@ impl ApplyBatch {
 
 impl Ready {
     /// Whether there is nothing to do.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.persist.is_none()
             && self.apply.is_none()
             && self.read_states.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::SnapshotMetadata;
+
+    fn snapshot(index: u64) -> Snapshot {
+        Snapshot {
+            data: bytes::Bytes::from_static(b"state"),
+            metadata: Some(SnapshotMetadata {
+                conf_state: Some(ConfState::with_voters(vec![1, 2])),
+                index,
+                term: 2,
+            }),
+        }
+    }
+
+    fn entries(lo: u64, hi: u64) -> Vec<Entry> {
+        (lo..hi)
+            .map(|i| Entry::normal(i, 2, vec![7u8; 3]))
+            .collect()
+    }
+
+    #[test]
+    fn a_refilled_persist_batch_keeps_nothing_of_its_previous_contents() {
+        let hs = HardState {
+            term: 2,
+            vote: 1,
+            commit: 5,
+        };
+        let mut reused = PersistBatch::empty(1);
+        reused.refill(1, 1, Some(hs), Some(&snapshot(5)), entries(6, 9), true);
+        assert_eq!(reused.durable().snapshot_index, Some(5));
+        reused.refill(1, 2, None, None, entries(9, 10), false);
+        let mut fresh = PersistBatch::empty(1);
+        fresh.refill(1, 2, None, None, entries(9, 10), false);
+        assert_eq!(reused, fresh);
+        assert_eq!(reused.durable(), fresh.durable());
+    }
+
+    #[test]
+    fn a_refilled_apply_batch_keeps_nothing_of_its_previous_contents() {
+        let cs = ConfState::with_voters(vec![1, 2]);
+        let mut reused = ApplyBatch::new(1, 1, Some(snapshot(5)), Some(cs), Vec::new());
+        assert_eq!(reused.last_index(), 5);
+        reused.refill(1, 6, None, None, entries(6, 8));
+        let fresh = ApplyBatch::new(1, 6, None, None, entries(6, 8));
+        assert_eq!(reused, fresh);
+        assert_eq!(reused.applied(), fresh.applied());
     }
 }

@@ -261,6 +261,7 @@ impl Entry {
     }
 
     /// Bytes this entry counts for in flow control and size limits (its payload).
+    #[inline]
     pub fn payload_bytes(&self) -> u64 {
         self.data.len() as u64
     }
@@ -268,6 +269,7 @@ impl Entry {
 
 impl Message {
     /// The message kind; [`MessageType::MsgUnspecified`] for a value this build does not know.
+    #[inline]
     pub fn kind(&self) -> MessageType {
         MessageType::try_from(self.msg_type).unwrap_or(MessageType::MsgUnspecified)
     }
@@ -298,11 +300,13 @@ impl ConfState {
 
 impl Snapshot {
     /// The snapshot's last included index (0 for an empty snapshot).
+    #[inline]
     pub fn index(&self) -> u64 {
         self.metadata.as_ref().map_or(0, |m| m.index)
     }
 
     /// The term of the snapshot's last included entry.
+    #[inline]
     pub fn term(&self) -> u64 {
         self.metadata.as_ref().map_or(0, |m| m.term)
     }

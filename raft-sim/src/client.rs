@@ -7,15 +7,18 @@
 //!                 timeout / lost / refused └───┘ retry: same op id, leader hint or another node
 //! ```
 //!
-//! A request reaches a node after a client-link delay; the node proposes the operation (or
-//! answers at once from its session table if the operation was already applied there). The
-//! node answers when it applies an entry carrying the operation's id (whether it proposed
-//! it, forwarded it, or another node did on an earlier attempt), or says the proposal was lost
-//! when a different entry takes the index `propose` returned.
+//! A request reaches a node after a client-link delay. A logged operation is proposed (or
+//! answered at once from the session table if it was already applied there); the node answers
+//! when it applies an entry carrying the operation's id (whether it proposed it, forwarded it,
+//! or another node did on an earlier attempt), or says the proposal was lost when a different
+//! entry takes the index `propose` returned. A read, when the seed reads by ReadIndex or
+//! lease, is asked with `read_index` and answered once the node has applied the read index.
+//! Every answer carries the log index of the state it reflects (see [`crate::staleness`]).
 //!
 //! Invariants:
-//! 1. A client's `seq` grows by one per operation and the next operation starts only after the
-//!    previous one was answered (the state machine's gap check relies on this).
+//! 1. A client's `seq` grows by one per operation, its `log_seq` by one per logged operation,
+//!    and the next operation starts only after the previous one was answered (the state
+//!    machine's gap check relies on this).
 //! 2. An operation's history record has a return time iff it has a result.
 
 use crate::kv::{Op, OpKind, OpResult};
@@ -25,12 +28,15 @@ use crate::rng::SimRng;
 /// A node's answer to a client attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// The operation was applied with this result.
-    Result(OpResult),
+    /// The operation was applied (or the read served) with this result, on the state as of
+    /// this log index.
+    Result(OpResult, u64),
     /// Not the leader; try this one (if known).
     Redirect(Option<u64>),
-    /// The leader refused the proposal for now; try again later.
+    /// The leader refused the proposal for now (flow control); try again later elsewhere.
     Refused,
+    /// The node is busy with a leadership transfer; try it again after a pause.
+    Busy,
     /// The proposal's index was taken by another entry; the attempt is over.
     Lost,
 }
@@ -55,16 +61,21 @@ pub struct Client {
     pub id: u32,
     /// The last `seq` issued.
     pub seq: u32,
+    /// The last `log_seq` issued.
+    pub log_seq: u32,
     /// The operation in flight, if any.
     pub in_flight: Option<InFlight>,
     /// The leader it last heard of.
     pub leader_hint: Option<u64>,
+    /// The last node that refused its operation: a stale redirect back to it is not
+    /// followed (two cut-off nodes could otherwise bounce a client between them forever).
+    pub refused_by: Option<u64>,
     /// The last value it saw per key (for compare-and-set arguments).
     seen: Vec<Option<u64>>,
     /// Whether it may start new operations (off in the liveness phase).
     pub issuing: bool,
-    /// The last `seq` that was answered.
-    pub acked_seq: u32,
+    /// The last `log_seq` that was answered.
+    pub acked_log_seq: u32,
 }
 
 impl Client {
@@ -73,17 +84,20 @@ impl Client {
         Client {
             id,
             seq: 0,
+            log_seq: 0,
             in_flight: None,
             leader_hint: None,
+            refused_by: None,
             seen: vec![None; usize::from(keys)],
             issuing: true,
-            acked_seq: 0,
+            acked_log_seq: 0,
         }
     }
 
     /// Draws the next operation: 40% put, 35% get, 25% compare-and-set against the last
-    /// value this client saw (so it succeeds often enough to matter).
-    pub fn next_op(&mut self, rng: &mut SimRng) -> Op {
+    /// value this client saw (so it succeeds often enough to matter). Gets go through the log
+    /// only if `logged_reads`.
+    pub fn next_op(&mut self, rng: &mut SimRng, logged_reads: bool) -> Op {
         assert!(self.in_flight.is_none(), "one operation at a time");
         self.seq += 1;
         let key = rng.index(self.seen.len()) as u8;
@@ -96,28 +110,33 @@ impl Client {
                 new: unique,
             },
         };
+        let log_seq = if kind != OpKind::Get || logged_reads {
+            self.log_seq += 1;
+            self.log_seq
+        } else {
+            0
+        };
         Op {
             client: self.id,
             seq: self.seq,
+            log_seq,
             key,
             kind,
         }
     }
 
-    /// Chooses the node for the next attempt: the leader hint if there is one and it is
-    /// not the node that just failed, otherwise another node at random.
-    pub fn choose_node(&mut self, rng: &mut SimRng, nodes: u64, avoid: Option<u64>) -> u64 {
+    /// Chooses the node for the first attempt: the leader hint if there is one, otherwise a
+    /// node of `nodes` (the ones the client knows of) at random.
+    ///
+    /// # Panics
+    /// If `nodes` is empty.
+    pub fn choose_node(&mut self, rng: &mut SimRng, nodes: &[u64]) -> u64 {
         if let Some(h) = self.leader_hint
-            && Some(h) != avoid
+            && nodes.contains(&h)
         {
             return h;
         }
-        loop {
-            let n = rng.range(1, nodes);
-            if Some(n) != avoid || nodes == 1 {
-                return n;
-            }
-        }
+        rng.pick(nodes)
     }
 
     /// Records the answer to the operation in flight; returns it for the history.
@@ -126,7 +145,7 @@ impl Client {
             .in_flight
             .take()
             .expect("an answer for an operation in flight");
-        self.acked_seq = f.op.seq;
+        self.acked_log_seq = self.acked_log_seq.max(f.op.log_seq);
         let key = usize::from(f.op.key);
         match (f.op.kind, result) {
             (OpKind::Put { value }, _) => self.seen[key] = Some(value),
@@ -147,5 +166,6 @@ pub fn history_record(op: &Op, now_us: u64) -> HistoryOp {
         call_us: now_us,
         ret_us: None,
         result: None,
+        index: None,
     }
 }

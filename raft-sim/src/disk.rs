@@ -9,9 +9,14 @@
 //! ```
 //!
 //! A persist batch is a sequence of records in the order a write-ahead log would hold them:
-//! one per entry ("truncate after `index - 1`, then append"), then the hard state. Recovery
-//! replays whole records only, so what survives a crash is always the durable state followed
-//! by a prefix of the cached records.
+//! a snapshot received from the leader, one per entry ("truncate after `index - 1`, then
+//! append"), then the hard state. Recovery replays whole records only, so what survives a
+//! crash is always the durable state followed by a prefix of the cached records.
+//!
+//! The durable state also holds the node's own snapshots: the state machine as of an applied
+//! index, with the configuration in effect there ([`Disk::snapshot`]). A snapshot is written
+//! the way a real node writes one (temp file, fsync, rename), so it is durable at once and
+//! atomic: a crash keeps all of it or none. Compaction follows it and is durable at once too.
 //!
 //! Invariants:
 //! 1. Writes reach the durable state in the order they were written.
@@ -58,6 +63,50 @@ impl Disk {
             reported: 0,
             fsync_busy_until_us: 0,
         }
+    }
+
+    /// An empty disk of a node that joins later: no log and no configuration until a leader
+    /// sends it a snapshot.
+    pub fn empty() -> Disk {
+        Disk {
+            durable: MemStorage::new(),
+            cache: VecDeque::new(),
+            reported: 0,
+            fsync_busy_until_us: 0,
+        }
+    }
+
+    /// Makes durable a snapshot of the state machine at `index` (`data`) with `conf`, the
+    /// configuration in effect there, which also becomes the configuration a restart starts
+    /// from; then compacts the durable log up to `compact_to`.
+    ///
+    /// # Errors
+    /// If the durable log does not hold `index` (only possible when the driver reported writes
+    /// that were never made durable, as the planted `ack_before_durable` bug does).
+    ///
+    /// # Panics
+    /// If `compact_to > index`.
+    pub fn snapshot(
+        &mut self,
+        index: u64,
+        conf: ConfState,
+        data: bytes::Bytes,
+        compact_to: u64,
+    ) -> Result<(), String> {
+        assert!(compact_to <= index, "compaction stays within the snapshot");
+        self.durable
+            .create_snapshot(index, Some(conf.clone()), data)
+            .map_err(|e| format!("durable snapshot at {index} refused: {e}"))?;
+        self.durable.set_conf_state(conf);
+        self.durable
+            .compact(compact_to)
+            .map_err(|e| format!("durable compaction to {compact_to} refused: {e}"))
+    }
+
+    /// Replaces the durable configuration alone (the planted `conf_state_ahead_of_snapshot`
+    /// bug: a correct driver stores it only with a snapshot of the same index).
+    pub fn set_conf_state(&mut self, conf: ConfState) {
+        self.durable.set_conf_state(conf);
     }
 
     /// The durable state (what a crash cannot take away).

@@ -7,17 +7,30 @@
 //! ([`disk`]: writes are volatile until an fsync completes; a crash loses them or tears the
 //! tail) and network ([`net`]: delay, loss, duplication, replays, reordering, bounded links,
 //! partitions of several shapes, clogging), while clients ([`client`]) run a key-value
-//! workload ([`kv`]) through the log with unique operation ids, timeouts and retries.
+//! workload ([`kv`]) with unique operation ids, timeouts and retries: writes through the log,
+//! reads through the log, by ReadIndex or by lease, as the seed chose.
+//!
+//! Agents run beside the clients, each a swarm option the seed draws: the compaction agent
+//! (nodes snapshot their state machine and compact their logs, so lagging and new nodes catch
+//! up by `MsgSnap`, reported with `report_snapshot`; restarts start from the durable snapshot;
+//! see [`node`]), the leadership-transfer and membership agents ([`agents`]: transfers, adds of
+//! new nodes, removals, promotions, demotions, joint changes with automatic or explicit leave),
+//! and the read path (gets through the log, by ReadIndex, or by lease, under per-node clock
+//! drift).
 //!
 //! A run has two phases. In the safety phase the nemesis ([`nemesis`]) injects faults. In the
 //! liveness phase every fault is undone except a minority left out, and the connected core
-//! must elect a leader within 50 election timeouts and converge (every client answered, every
-//! core log fully applied and equal) within 100 (see [`world`] for why these bounds).
+//! (a quorum of the current configuration) must elect a leader within 50 election timeouts and
+//! converge (every client answered, every core log fully applied and equal) within 100 (see
+//! [`world`] for why these bounds).
 //!
 //! After every step of every node the checkers ([`checker`]) test the Raft safety properties
-//! and their durable-state extensions, and `RawNode::check_invariants` runs. At the end the
-//! client history must be linearizable ([`linearizability`]), no acknowledged write may be
-//! missing, and live nodes at equal applied indexes must hold equal states.
+//! and their durable-state extensions, with quorums per configuration, and
+//! `RawNode::check_invariants` runs; every configuration applied joins a chain that must be
+//! agreed on and legal ([`conf_chain`]). At the end the client history must be linearizable
+//! ([`linearizability`]), no operation may see a state older than one acknowledged before it
+//! began ([`staleness`]), no acknowledged write may be missing, and live nodes at equal
+//! applied indexes must hold equal states.
 //!
 //! Simulated time: microseconds; one node tick is 10 ms (`election_ticks` 10, `heartbeat_ticks`
 //! 1), so one base election timeout is 100 ms of simulated time.
@@ -25,7 +38,7 @@
 //! The command line (`src/main.rs`):
 //!
 //! ```text
-//! cargo run --release -p raft-sim -- run --seed S [--trace FILE] [--bug NAME]... [--profile churn]
+//! cargo run --release -p raft-sim -- run --seed S [--trace FILE] [--bug NAME]... [--profile P]
 //! cargo run --release -p raft-sim -- sweep --seeds N [--start S] [--jobs J] [--time-limit SECS]
 //! ```
 //!
@@ -34,9 +47,10 @@
 //! failed; every failure prints the property, the seed, its options and the command that
 //! replays it bit for bit.
 //!
-//! Not modelled yet: membership changes, leadership transfer, ReadIndex reads, log compaction
-//! and snapshots (the simulator never compacts, so no snapshot is ever sent), and shrinking a
-//! failing run to a short script.
+//! Not modelled yet: snapshot transfers that take time (a `MsgSnap` is one message; the
+//! transport reports its fate when it arrives or is dropped), asynchronous snapshot creation,
+//! clock pauses separate from process pauses, `forget_leader`, and shrinking a failing run to a
+//! short script.
 //!
 //! ```
 //! let report = raft_sim::run(7, &raft_sim::Settings::default());
@@ -44,8 +58,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod agents;
 pub mod checker;
 pub mod client;
+pub mod conf_chain;
 pub mod disk;
 pub mod kv;
 pub mod linearizability;
@@ -54,6 +70,7 @@ pub mod net;
 pub mod node;
 pub mod options;
 pub mod rng;
+pub mod staleness;
 pub mod sweep;
 pub mod trace;
 pub mod world;
@@ -83,6 +100,26 @@ pub enum Profile {
     Swarm,
     /// [`Options::apply_churn_profile`]: leader churn with diverging logs.
     Churn,
+    /// [`Options::apply_lease_profile`]: lease reads at the edge of the clock bound.
+    Lease,
+    /// [`Options::apply_lease_skew_profile`] (test-only): lease reads under a leader whose
+    /// clock runs three times slow; stale reads are expected.
+    LeaseSkew,
+    /// [`Options::apply_agents_profile`]: every agent at a high rate.
+    Agents,
+}
+
+impl Profile {
+    /// The name the command line uses (`--profile NAME`); `None` for the default.
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Profile::Swarm => None,
+            Profile::Churn => Some("churn"),
+            Profile::Lease => Some("lease"),
+            Profile::LeaseSkew => Some("lease-skew"),
+            Profile::Agents => Some("agents"),
+        }
+    }
 }
 
 /// What one run did.
@@ -118,6 +155,10 @@ pub struct RunReport {
     pub net: net::NetStats,
     /// Fault counters.
     pub faults: world::FaultStats,
+    /// Agent counters.
+    pub agents: world::AgentStats,
+    /// Configurations applied in the run (the founding one included).
+    pub configurations: usize,
     /// The readable trace, if asked for.
     pub trace: Option<String>,
 }
@@ -130,10 +171,10 @@ impl RunReport {
         } else {
             ""
         };
-        let profile = match self.profile {
-            Profile::Swarm => "",
-            Profile::Churn => " --profile churn",
-        };
+        let profile = self
+            .profile
+            .flag()
+            .map_or(String::new(), |p| format!(" --profile {p}"));
         format!(
             "cargo run --release -p raft-sim{features} -- run --seed {}{profile}{}",
             self.seed,
@@ -204,8 +245,12 @@ pub fn run(seed: u64, settings: &Settings) -> RunReport {
     let mut rng = rng::SimRng::new(seed);
     let mut options = Options::draw(&mut rng);
     options.bugs = settings.bugs;
-    if settings.profile == Profile::Churn {
-        options.apply_churn_profile();
+    match settings.profile {
+        Profile::Swarm => {}
+        Profile::Churn => options.apply_churn_profile(),
+        Profile::Lease => options.apply_lease_profile(),
+        Profile::LeaseSkew => options.apply_lease_skew_profile(),
+        Profile::Agents => options.apply_agents_profile(),
     }
     let mut w = world::World::new(options.clone(), rng, settings.trace);
     PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));
@@ -242,6 +287,8 @@ pub fn run(seed: u64, settings: &Settings) -> RunReport {
         old_term_commits: w.checker.old_term_commits,
         net: w.net_stats(),
         faults: w.faults,
+        agents: w.stats,
+        configurations: w.checker.chain.len(),
         options,
         profile: settings.profile,
         trace: std::mem::replace(&mut w.trace, trace::Trace::new(false)).into_text(),

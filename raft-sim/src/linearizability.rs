@@ -36,6 +36,9 @@ pub struct HistoryOp {
     pub ret_us: Option<u64>,
     /// The answer; `None` if it never came.
     pub result: Option<OpResult>,
+    /// The log index of the state the answer reflects (not used by this checker; see
+    /// [`crate::staleness`]).
+    pub index: Option<u64>,
 }
 
 /// A key whose history has no linearization.
@@ -250,6 +253,7 @@ mod tests {
             call_us: call,
             ret_us: ret,
             result: r,
+            index: None,
         }
     }
     fn put(c: u32, v: u64, call: u64, ret: u64) -> HistoryOp {

@@ -1,8 +1,8 @@
 //! `raft-sim`: run one seed, or sweep many.
 //!
 //! ```text
-//! raft-sim run --seed S [--trace FILE] [--bug NAME]...
-//! raft-sim sweep --seeds N [--start S] [--jobs J] [--time-limit SECS] [--bug NAME]...
+//! raft-sim run --seed S [--trace FILE] [--bug NAME]... [--profile P]
+//! raft-sim sweep --seeds N [--start S] [--jobs J] [--time-limit SECS] [--bug NAME]... [--profile P]
 //! ```
 //!
 //! `run` prints the seed's options and result and exits non-zero if a property broke; a
@@ -77,15 +77,25 @@ enum Bug {
     CommitPreviousTerm,
     /// Switch off the driver's durable-before-send check.
     SkipDurableBeforeSendCheck,
+    /// The driver serves ReadIndex reads before it applied their index.
+    ReadBeforeApply,
+    /// The driver stores applied configurations without a snapshot of the same index.
+    ConfStateAheadOfSnapshot,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProfileArg {
     /// The options as the seed draws them.
     Swarm,
-    /// Leader churn with diverging logs (5 nodes, frequent short partitions and crashes,
+    /// Leader churn with diverging logs (3 nodes, frequent short partitions and crashes,
     /// one entry per append).
     Churn,
+    /// Lease reads at the edge of the clock bound, partitions isolating the leader.
+    Lease,
+    /// Lease reads under a leader whose clock runs 3x slow (test-only: stale reads expected).
+    LeaseSkew,
+    /// Every agent (compaction, transfer, membership) at a high rate.
+    Agents,
 }
 
 impl From<ProfileArg> for Profile {
@@ -93,6 +103,9 @@ impl From<ProfileArg> for Profile {
         match p {
             ProfileArg::Swarm => Profile::Swarm,
             ProfileArg::Churn => Profile::Churn,
+            ProfileArg::Lease => Profile::Lease,
+            ProfileArg::LeaseSkew => Profile::LeaseSkew,
+            ProfileArg::Agents => Profile::Agents,
         }
     }
 }
@@ -104,6 +117,8 @@ fn planted(bugs: &[Bug]) -> PlantedBugs {
             Bug::AckBeforeDurable => p.ack_before_durable = true,
             Bug::CommitPreviousTerm => p.commit_previous_term = true,
             Bug::SkipDurableBeforeSendCheck => p.skip_durable_before_send_check = true,
+            Bug::ReadBeforeApply => p.read_before_apply = true,
+            Bug::ConfStateAheadOfSnapshot => p.conf_state_ahead_of_snapshot = true,
         }
     }
     p
@@ -169,6 +184,30 @@ fn main() -> ExitCode {
                 report.faults.records_lost,
                 report.faults.pauses
             );
+            let a = &report.agents;
+            println!(
+                "agents: snapshots made={} sent={} applied={} reports finish={} failure={} \
+                 restarts_from_snapshot={}; \
+                 transfers asked={} accepted={} busy_refusals={}; conf changes proposed={} \
+                 (joint {}) applied={} configurations={} nodes started={} retired={}; \
+                 reads served={}",
+                a.snapshots_made,
+                a.snapshots_sent,
+                a.snapshots_applied,
+                a.snapshot_reports_finish,
+                a.snapshot_reports_failure,
+                a.restarts_from_snapshot,
+                a.transfers_asked,
+                a.transfers_accepted,
+                a.busy_refusals,
+                a.conf_changes_proposed,
+                a.joint_changes_proposed,
+                a.conf_changes_applied,
+                report.configurations,
+                a.nodes_started,
+                a.nodes_retired,
+                a.reads_served
+            );
             if report.violation.is_some() {
                 println!("{}", report.failure_text());
                 ExitCode::FAILURE
@@ -208,6 +247,7 @@ fn main() -> ExitCode {
                     .collect();
                 println!("failed seeds: {}", seeds.join(" "));
             }
+            println!("{}", summary.features_line());
             println!("{}", summary.elections_line());
             println!("{}", summary.line());
             if summary.failures.is_empty() {

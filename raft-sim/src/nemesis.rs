@@ -5,14 +5,20 @@
 //!
 //! | family | shapes | undone by |
 //! | --- | --- | --- |
-//! | partition | isolate one node; random halves; a minority cut from the majority; one-way (a node that cannot send, or cannot hear); a bridge (two sides that reach each other only through one node) | heal (only if no newer partition replaced it) |
+//! | partition | isolate one node; random halves; a minority cut from the majority; one-way (a node that cannot send, or cannot hear); a bridge (two sides that reach each other only through one node); isolate the current leader (weighted by `isolate_leader_weight`) | heal (only if no newer partition replaced it) |
 //! | clog | one link, or every link out of a node, holds its traffic | unclog: the held messages arrive at once |
 //! | crash | a running node stops; unsynced writes are lost (or partly survive, torn) | restart from the durable state |
-//! | pause | a running node stops ticking and handling input | resume: what arrived meanwhile is handled in order |
+//! | pause | a running node stops ticking and handling input | resume: with `pause_catch_up`, first the ticks it missed (its clock kept running), then what arrived meanwhile, in order |
+//!
+//! Faults act on the nodes clients know of (started and not retired); a spare slot not yet
+//! started or a retired node is left alone.
 //!
 //! The liveness phase (at `safety_us`): every fault is undone and no new one starts, except
 //! that `liveness_out` nodes (a minority) are left crashed or cut off; the others, the core,
 //! must elect a leader, answer every client and converge (see [`crate::world`] for the bounds).
+//! With membership changes, removed nodes are retired at once and the nodes left out are
+//! chosen to keep a quorum of every configuration that may still come into force
+//! (see [`crate::agents`]).
 //! The network stays delayed but loses, duplicates and replays nothing, and fsyncs stop
 //! stalling. Clients finish their current operation and start no new one.
 //!
@@ -20,6 +26,7 @@
 //! 1. At most one partition is in force; a newer one replaces it.
 //! 2. Undo events of the safety phase do nothing in the liveness phase.
 
+use crate::node::Life;
 use crate::world::{Ev, Phase, World};
 
 impl World {
@@ -71,11 +78,22 @@ impl World {
         self.net.heal();
         self.partition_generation += 1;
         self.faults.partitions += 1;
-        let n = self.opts.nodes;
-        let mut ids: Vec<u64> = (1..=n).collect();
+        let mut ids: Vec<u64> = self.contacts.clone();
+        let n = ids.len() as u64;
         self.rng.shuffle(&mut ids);
-        let shape = self.rng.below(5);
+        let mut weights = [1, 1, 1, 1, 1, self.opts.isolate_leader_weight];
+        if n < 3 {
+            // Too few nodes for halves or bridges.
+            weights = [1, 0, 0, 1, 0, weights[5]];
+        }
+        let shape = self.rng.weighted(&weights) as u64;
         let what = match shape {
+            5 => {
+                let leader = self.current_leader().map_or(ids[0], |l| l as u64 + 1);
+                let rest: Vec<u64> = ids.iter().copied().filter(|&x| x != leader).collect();
+                self.block_between(&[leader], &rest);
+                format!("isolate the leader n{leader}")
+            }
             0 => {
                 self.block_between(&ids[..1], &ids[1..]);
                 format!("isolate n{}", ids[0])
@@ -129,16 +147,16 @@ impl World {
     }
 
     fn clog(&mut self) {
-        let n = self.opts.nodes;
-        let from = self.rng.range(1, n);
+        let ids = self.contacts.clone();
+        let from = self.rng.pick(&ids);
+        let others: Vec<u64> = ids.iter().copied().filter(|&t| t != from).collect();
+        if others.is_empty() {
+            return;
+        }
         let links: Vec<(u64, u64)> = if self.rng.coin() {
-            let mut to = self.rng.range(1, n - 1);
-            if to >= from {
-                to += 1;
-            }
-            vec![(from, to)]
+            vec![(from, self.rng.pick(&others))]
         } else {
-            (1..=n).filter(|&t| t != from).map(|t| (from, t)).collect()
+            others.iter().map(|&t| (from, t)).collect()
         };
         let d = self.fault_duration();
         for &(f, t) in &links {
@@ -160,9 +178,9 @@ impl World {
     fn release(&mut self, from: u64, to: u64) {
         let held = self.net.unclog(from, to);
         let count = held.len();
-        for m in held {
+        for (msg, report) in held {
             let d = self.rng.range(0, 1_000);
-            self.schedule(d, Ev::Deliver { msg: m });
+            self.schedule(d, Ev::Deliver { msg, report });
         }
         self.note(0x554e_434c ^ from << 8 ^ to, || {
             format!("unclog n{from} → n{to}: {count} held messages arrive")
@@ -203,7 +221,10 @@ impl World {
 
     /// Restarts a crashed node (safety phase only).
     pub(crate) fn restart(&mut self, node: usize) {
-        if self.phase != Phase::Safety || self.nodes[node].is_up() {
+        if self.phase != Phase::Safety
+            || self.nodes[node].is_up()
+            || self.nodes[node].life != Life::Started
+        {
             return;
         }
         self.restart_now(node);
@@ -227,6 +248,7 @@ impl World {
         }
         let node = self.rng.pick(&up);
         self.nodes[node].paused = true;
+        self.nodes[node].paused_at_us = self.now_us;
         self.faults.pauses += 1;
         let d = self.fault_duration();
         self.note(0x5041_5553 ^ node as u64, || {
@@ -251,9 +273,22 @@ impl World {
         nd.paused = false;
         nd.epoch += 1;
         let (epoch, tick_us) = (nd.epoch, nd.tick_us);
+        // The process was paused, not its clock: a driver that ticks by elapsed time catches
+        // up on the ticks it missed before it handles what queued up (leases depend on it).
+        let missed = if self.opts.pause_catch_up {
+            (self.now_us - nd.paused_at_us) / tick_us
+        } else {
+            0
+        };
         self.note(0x5245_5355 ^ node as u64, || {
-            format!("resume n{}", node + 1)
+            format!("resume n{} ({missed} missed ticks)", node + 1)
         });
+        for _ in 0..missed {
+            if !self.nodes[node].is_up() {
+                break;
+            }
+            self.with_node(node, |n, cx| n.tick(cx));
+        }
         let first = self.rng.range(1, tick_us);
         self.schedule(first, Ev::Tick { node, epoch });
         self.replay_deferred(node);
@@ -271,12 +306,16 @@ impl World {
             self.release(f, t);
         }
         let n = self.nodes.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        self.rng.shuffle(&mut order);
-        let out_count = self.opts.liveness_out as usize;
-        let (out, core) = order.split_at(out_count);
-        let (out, mut core) = (out.to_vec(), core.to_vec());
-        core.sort_unstable();
+        let out = if self.opts.membership_gap_max_us > 0 {
+            self.retire_removed();
+            self.choose_out()
+        } else {
+            let mut order: Vec<usize> = (0..n).collect();
+            self.rng.shuffle(&mut order);
+            order.truncate(self.opts.liveness_out as usize);
+            order
+        };
+        self.out = out.clone();
         for &o in &out {
             if self.nodes[o].is_up() {
                 if self.rng.coin() {
@@ -287,13 +326,20 @@ impl World {
                 }
             }
         }
-        for &c in &core {
+        // Every started node not left out runs: the core, and nodes that may still join it.
+        for c in 0..n {
+            if out.contains(&c) || self.nodes[c].life != Life::Started {
+                continue;
+            }
             if !self.nodes[c].is_up() {
                 self.restart_now(c);
             } else if self.nodes[c].paused {
                 self.resume_now(c);
             }
         }
+        let core: Vec<usize> = (0..n)
+            .filter(|&c| !out.contains(&c) && self.nodes[c].life == Life::Started)
+            .collect();
         self.net.calm(5_000);
         let now = self.now_us;
         self.phase = Phase::Liveness {

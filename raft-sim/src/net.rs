@@ -11,6 +11,10 @@
 //!   clogged  ── arriving messages are held ... unclog ──► all delivered at once
 //! ```
 //!
+//! A delivery may carry a transport report: the original copy of a `MsgSnap` does, so that
+//! the world can tell the sender how the snapshot transfer ended (`report_snapshot`). The
+//! report travels with the message through clogs.
+//!
 //! Invariants:
 //! 1. `in_flight` of a link counts the deliveries scheduled and not yet arrived or dropped.
 //! 2. Held (clogged) messages are released in arrival order.
@@ -46,6 +50,21 @@ pub enum CopyKind {
     Replay,
 }
 
+/// The transport report a delivery carries: for the original copy of a snapshot, the
+/// incarnation of the sender that must hear how the transfer ended.
+pub type Report = Option<u64>;
+
+/// What became of a delivery when it arrived.
+#[derive(Debug)]
+pub enum Arrival {
+    /// It goes through to the addressee (which may be down).
+    Through(Message, Report),
+    /// The link is blocked: dropped.
+    Dropped(Message, Report),
+    /// The link is clogged: held until it unclogs.
+    Held,
+}
+
 /// What happened to a send.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendOutcome {
@@ -64,7 +83,7 @@ struct Link {
     slow_us: u64,
     in_flight: usize,
     last_delivery_us: u64,
-    held: Vec<Message>,
+    held: Vec<(Message, Report)>,
     history: VecDeque<Message>,
 }
 
@@ -98,7 +117,7 @@ pub struct NetStats {
 }
 
 impl Net {
-    /// A fully connected network of `nodes` nodes with the link behaviour of `opts`.
+    /// A fully connected network of `nodes` node slots with the link behaviour of `opts`.
     pub fn new(nodes: usize, opts: &Options, rng: &mut SimRng) -> Net {
         let mut links: Vec<Link> = (0..nodes * nodes).map(|_| Link::default()).collect();
         for l in &mut links {
@@ -129,7 +148,7 @@ impl Net {
     fn index(&self, from: u64, to: u64) -> usize {
         assert!(from != to, "a node never sends to itself");
         let (f, t) = (from as usize - 1, to as usize - 1);
-        assert!(f < self.nodes && t < self.nodes, "node ids are 1..=nodes");
+        assert!(f < self.nodes && t < self.nodes, "node ids are 1..=slots");
         f * self.nodes + t
     }
 
@@ -205,21 +224,21 @@ impl Net {
         outcome
     }
 
-    /// A scheduled delivery of a message on link `from → to` arrives. Returns the message if
-    /// it goes through; `None` if the link is blocked (dropped) or clogged (held).
-    pub fn arrive(&mut self, msg: Message) -> Option<Message> {
+    /// A scheduled delivery of a message on link `from → to` arrives: it goes through, or is
+    /// dropped (blocked link), or held (clogged link).
+    pub fn arrive(&mut self, msg: Message, report: Report) -> Arrival {
         let link = self.link(msg.from, msg.to);
         assert!(link.in_flight > 0, "an arrival was scheduled");
         link.in_flight -= 1;
         if link.blocked {
             self.stats.dropped += 1;
-            return None;
+            return Arrival::Dropped(msg, report);
         }
         if link.clogged {
-            link.held.push(msg);
-            return None;
+            link.held.push((msg, report));
+            return Arrival::Held;
         }
-        Some(msg)
+        Arrival::Through(msg, report)
     }
 
     /// Counts a message that arrived for a node that was down.
@@ -248,7 +267,7 @@ impl Net {
     }
 
     /// Unclogs `from → to` and returns the held messages, to be delivered now.
-    pub fn unclog(&mut self, from: u64, to: u64) -> Vec<Message> {
+    pub fn unclog(&mut self, from: u64, to: u64) -> Vec<(Message, Report)> {
         let link = self.link(from, to);
         link.clogged = false;
         let held = std::mem::take(&mut link.held);

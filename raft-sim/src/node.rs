@@ -2,12 +2,17 @@
 //! simulated disk and network.
 //!
 //! ```text
-//!   input (tick / step / propose / fsync done)
+//!   input (tick / step / propose / read_index / transfer / conf change / reports / fsync done)
 //!     └─► loop: check ─► ready() ─► messages: check durable-before-send, hand to the net
 //!                                   persist:  register (log matching), write to the disk
 //!                                             cache, start an fsync if `sync`
-//!                                   apply:    check against the committed log, apply to
-//!                                             the KV, answer waiting clients, on_applied
+//!                                   apply:    a snapshot: restore the KV from it; entries:
+//!                                             check them against the committed log, follow
+//!                                             their configuration changes, apply them to
+//!                                             the KV, answer waiting clients; on_applied;
+//!                                             then maybe snapshot (and compact)
+//!                                   reads:    match read states to waiting reads; serve
+//!                                             each once its index is applied
 //!               until !has_ready() and no written batch can be reported
 //!   fsync done ─► for each covered batch, in order: durable; storage.persist;
 //!                 on_persisted(batch.durable()); drive
@@ -16,23 +21,49 @@
 //! A batch that needs no fsync (`sync == false`) is reported as soon as every batch before it
 //! was; it stays in the volatile cache until a later fsync covers it.
 //!
+//! Snapshots. The driver snapshots its state machine ([`Kv::encode`] as the snapshot data,
+//! `create_snapshot(applied, Some(conf_state), data)`) into both its in-memory storage (which
+//! the leader reads `MsgSnap` snapshots from) and its disk, where the snapshot is durable at
+//! once (see [`crate::disk`]). It does so
+//! - whenever it has applied `compact_every_entries` entries past its last snapshot, and then
+//!   compacts the log up to `compact_keep_entries` behind it (the compaction agent);
+//! - whenever an apply batch changes the configuration, because the durable configuration
+//!   (`set_conf_state(ApplyBatch.conf_state)`) must belong to the durable state machine: a
+//!   restart starts from both at the snapshot index and re-applies the log after it, so a
+//!   configuration ahead of the state machine would have its own changes re-applied on top of
+//!   it (the planted `conf_state_ahead_of_snapshot` bug does exactly that).
+//!
+//! Reads. With ReadIndex or lease reads, a get never enters the log: the node asks
+//! `read_index` with a context naming the request, and serves the read from its KV once it has
+//! applied the index of the matching `ReadState`. Every answer names the log index of the
+//! state it reflects (see [`crate::staleness`]).
+//!
 //! Invariants:
 //! 1. Batches are reported with `on_persisted` in the order they were handed out, and (unless
 //!    the `ack_before_durable` bug is planted) a `sync` batch only after an fsync covering it.
-//! 2. The node's `MemStorage` holds exactly what was reported: it is written at report time.
-//! 3. A restart rebuilds the node from the disk's durable state only, with `applied = 0` and
-//!    an empty state machine that re-applies the committed log (see [`crate::kv`]).
+//! 2. The node's `MemStorage` holds exactly what was reported, plus the driver's own snapshots
+//!    and compactions (which cover only applied entries).
+//! 3. A restart rebuilds the node from the disk's durable state only: the state machine from
+//!    the durable snapshot (empty for the founding one), `Config.applied` = its index, the
+//!    configuration stored with it; the log after it is re-applied (see [`crate::kv`]).
+//! 4. Compaction never passes the applied index, and the durable configuration always belongs
+//!    to the durable snapshot's index.
 
 use crate::checker::{Checker, Property};
 use crate::client::Reply;
+use crate::conf_chain;
 use crate::disk::{CrashLoss, Disk};
 use crate::kv::{Applied, Kv, Op};
-use crate::options::{Options, PlantedBugs};
+use crate::options::{Options, PlantedBugs, ReadMode};
 use crate::rng::SimRng;
 use crate::trace::{Trace, describe};
+use crate::world::AgentStats;
+use bytes::Bytes;
 use raft_core::{
-    ApplyBatch, ConfState, Config, EntryId, MemStorage, Message, ProposeError, RawNode, Ready, Role,
+    ApplyBatch, ConfChangeV2, ConfState, Config, DropReason, EntryId, MemStorage, Message,
+    ProposeError, RawNode, ReadIndexError, ReadOnlyOption, Ready, Role, SnapshotStatus, Storage,
 };
+use std::rc::Rc;
 
 /// A client request waiting at a node for its operation to be applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,10 +72,38 @@ pub struct Waiting {
     pub client: u32,
     /// Its operation.
     pub seq: u32,
+    /// The operation's number among the client's logged operations.
+    pub log_seq: u32,
     /// The attempt that brought it here.
     pub attempt: u32,
     /// The id `propose` returned, if this node proposed it as leader.
     pub id: Option<EntryId>,
+}
+
+/// A read waiting at a node for its read state, then for the node to apply its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingRead {
+    /// The client.
+    pub client: u32,
+    /// Its operation.
+    pub seq: u32,
+    /// The attempt that brought it here.
+    pub attempt: u32,
+    /// The key to read.
+    pub key: u8,
+    /// The read index, once the read state arrived.
+    pub index: Option<u64>,
+}
+
+/// Where a node slot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    /// A spare slot the membership agent has not started yet.
+    Spare,
+    /// Started (running, crashed or paused).
+    Started,
+    /// Removed from the configuration and stopped for good.
+    Retired,
 }
 
 /// What a node's steps ask the world to do.
@@ -87,6 +146,8 @@ pub struct Cx<'a> {
     pub bugs: PlantedBugs,
     /// Fsync latencies.
     pub disk: DiskTiming,
+    /// Agent counters.
+    pub stats: &'a mut AgentStats,
 }
 
 impl Cx<'_> {
@@ -100,34 +161,73 @@ impl Cx<'_> {
     }
 }
 
+/// The snapshot and clock policy of a node, from the seed's options.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    compact_every_entries: u64,
+    compact_keep_entries: u64,
+    leader_clock_slowdown: u64,
+    membership: bool,
+}
+
 /// One simulated node: the Raft node (while up), its disk and its state machine.
 pub struct SimNode {
     /// Node id (1-based).
     pub id: u64,
-    /// The running node; `None` while crashed.
+    /// The running node; `None` while crashed, before a spare starts, and once retired.
     pub raw: Option<RawNode<MemStorage>>,
     /// Its disk (survives crashes).
     pub disk: Disk,
-    /// Its state machine (rebuilt at restart).
+    /// Its state machine (restored from the durable snapshot at restart).
     pub kv: Kv,
     /// The last index applied to `kv`.
     pub applied: u64,
+    /// The configuration in effect, as the driver applied it (shared with the checker, which
+    /// keeps the one in force when an index was committed).
+    pub conf: Rc<ConfState>,
+    /// Index of the last snapshot this node made durable (its own or a leader's).
+    pub snapshot_index: u64,
+    /// Where the slot is in its life.
+    pub life: Life,
     /// Bumped on every crash: events of an older incarnation (fsyncs) are ignored.
     pub incarnation: u64,
     /// Bumped when the tick chain restarts (restart, resume): older ticks are ignored.
     pub epoch: u64,
     /// Paused: no ticks; deliveries wait.
     pub paused: bool,
+    /// When the current pause began.
+    pub paused_at_us: u64,
     /// Client requests waiting for their operation to be applied here.
     pub waiting: Vec<Waiting>,
-    /// Simulated microseconds between two ticks (10 ms, give or take clock drift).
+    /// Reads waiting for their read state or for their index to be applied.
+    pub reads: Vec<PendingRead>,
+    /// Simulated microseconds between two ticks now (10 ms, give or take clock drift, and
+    /// slower while leading under the test-only `leader_clock_slowdown`).
     pub tick_us: u64,
+    /// `tick_us` when not slowed down.
+    base_tick_us: u64,
     /// Role and term last seen by the driver (for the trace).
     seen: (Role, u64),
     config: Config,
+    policy: Policy,
     keys: u8,
     clients: u32,
     logger: slog::Logger,
+}
+
+/// A read's context: client, seq, attempt (little-endian u32 each).
+fn read_ctx(client: u32, seq: u32, attempt: u32) -> Bytes {
+    let mut b = [0u8; 12];
+    b[0..4].copy_from_slice(&client.to_le_bytes());
+    b[4..8].copy_from_slice(&seq.to_le_bytes());
+    b[8..12].copy_from_slice(&attempt.to_le_bytes());
+    Bytes::copy_from_slice(&b)
+}
+
+fn parse_read_ctx(b: &[u8]) -> Option<(u32, u32, u32)> {
+    let w = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    (b.len() == 12).then_some(())?;
+    Some((w(0)?, w(4)?, w(8)?))
 }
 
 impl SimNode {
@@ -136,6 +236,24 @@ impl SimNode {
     /// # Panics
     /// If raft-core refuses the configuration (a simulator bug).
     pub fn new(id: u64, voters: &[u64], opts: &Options, tick_us: u64, rng: &mut SimRng) -> SimNode {
+        let mut node = SimNode::unstarted(
+            id,
+            opts,
+            tick_us,
+            Disk::new(ConfState::with_voters(voters.to_vec())),
+        );
+        node.life = Life::Started;
+        node.boot(rng)
+            .expect("a fresh node with a valid config starts");
+        node
+    }
+
+    /// A spare slot `id` with an empty disk, not started (see [`SimNode::start`]).
+    pub fn spare(id: u64, opts: &Options, tick_us: u64) -> SimNode {
+        SimNode::unstarted(id, opts, tick_us, Disk::empty())
+    }
+
+    fn unstarted(id: u64, opts: &Options, tick_us: u64, disk: Disk) -> SimNode {
         let mut config = Config::new(id);
         config.election_ticks = crate::options::ELECTION_TICKS;
         config.heartbeat_ticks = crate::options::HEARTBEAT_TICKS;
@@ -145,54 +263,74 @@ impl SimNode {
         config.msg_bytes_max = opts.msg_bytes_max;
         config.inflight_msgs_max = opts.inflight_msgs_max;
         config.uncommitted_bytes_max = opts.uncommitted_bytes_max;
+        config.step_down_on_removal = opts.step_down_on_removal;
+        if opts.reads == ReadMode::Lease {
+            config.read_only = ReadOnlyOption::LeaseBased;
+        }
         #[cfg(feature = "planted-bugs")]
         {
             config.planted_bugs.commit_previous_term_entries = opts.bugs.commit_previous_term;
         }
-        let conf = ConfState::with_voters(voters.to_vec());
-        let mut node = SimNode {
+        SimNode {
             id,
             raw: None,
-            disk: Disk::new(conf),
+            conf: Rc::new(disk.durable().conf_state().clone()),
+            disk,
             kv: Kv::new(opts.keys, opts.clients),
             applied: 0,
+            snapshot_index: 0,
+            life: Life::Spare,
             incarnation: 0,
             epoch: 0,
             paused: false,
+            paused_at_us: 0,
             waiting: Vec::new(),
+            reads: Vec::new(),
             tick_us,
+            base_tick_us: tick_us,
             seen: (Role::Follower, 0),
             config,
+            policy: Policy {
+                compact_every_entries: opts.compact_every_entries,
+                compact_keep_entries: opts.compact_keep_entries,
+                leader_clock_slowdown: opts.leader_clock_slowdown,
+                membership: opts.membership_gap_max_us > 0,
+            },
             keys: opts.keys,
             clients: opts.clients,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
-        };
-        node.boot(rng)
-            .expect("a fresh node with a valid config starts");
-        node
+        }
     }
 
     fn index(&self) -> usize {
         self.id as usize - 1
     }
 
-    /// Builds the Raft node from the durable state; the state machine starts empty.
-    fn boot(&mut self, rng: &mut SimRng) -> Result<(), raft_core::NewError> {
+    /// Builds the Raft node from the durable state: the state machine from the durable
+    /// snapshot, `applied` at its index, the configuration stored with it.
+    fn boot(&mut self, rng: &mut SimRng) -> Result<(), String> {
+        let durable = self.disk.durable();
+        let snap = durable
+            .snapshot(0, self.id)
+            .map_err(|e| format!("no durable snapshot to start from: {e}"))?;
+        let kv = Kv::decode(&snap.data, self.keys, self.clients)?;
         let mut cfg = self.config.clone();
         // Each incarnation draws its own election-timer seed, as a restarted process would.
         cfg.seed = Some(rng.next_u64());
-        cfg.applied = 0;
-        let raw = RawNode::new(&cfg, self.disk.durable().clone(), &self.logger)?;
-        // Entries up to the bootstrap snapshot are not handed out for applying; they hold no
-        // client operations, so the empty state machine stands at that index.
-        self.applied = raw.status().applied;
+        cfg.applied = snap.index();
+        let raw = RawNode::new(&cfg, durable.clone(), &self.logger).map_err(|e| e.to_string())?;
+        self.applied = snap.index();
+        self.snapshot_index = snap.index();
+        self.conf = Rc::new(durable.conf_state().clone());
         self.raw = Some(raw);
-        self.kv = Kv::new(self.keys, self.clients);
+        self.kv = kv;
+        self.tick_us = self.base_tick_us;
+        self.seen = (Role::Follower, 0);
         self.epoch += 1;
         Ok(())
     }
 
-    /// Whether the node is running (not crashed).
+    /// Whether the node is running (not crashed, started, not retired).
     pub fn is_up(&self) -> bool {
         self.raw.is_some()
     }
@@ -209,6 +347,7 @@ impl SimNode {
         let torn = torn_writes && cx.rng.coin();
         self.raw = None;
         self.waiting.clear();
+        self.reads.clear();
         self.paused = false;
         self.incarnation += 1;
         self.epoch += 1;
@@ -229,6 +368,24 @@ impl SimNode {
         }
     }
 
+    /// Starts a spare slot for the first time (a new node joining with an empty disk).
+    ///
+    /// # Panics
+    /// If the slot was started before.
+    pub fn start(&mut self, cx: &mut Cx) {
+        assert_eq!(self.life, Life::Spare, "a spare slot starts once");
+        self.life = Life::Started;
+        self.restart(cx);
+    }
+
+    /// Stops the node for good: it was removed from the configuration.
+    pub fn retire(&mut self, cx: &mut Cx) {
+        if self.is_up() {
+            self.crash(false, cx);
+        }
+        self.life = Life::Retired;
+    }
+
     /// Restarts a crashed node from its durable state.
     pub fn restart(&mut self, cx: &mut Cx) {
         assert!(self.raw.is_none(), "restart of a running node");
@@ -242,11 +399,18 @@ impl SimNode {
         }
         let raw = self.raw.as_ref().expect("just booted");
         cx.checker.on_restart(self.index(), raw);
+        if self.applied > 0 {
+            cx.checker
+                .on_conf_at(self.id, self.applied, &self.conf, cx.now_us);
+        }
+        if self.applied > 1 {
+            cx.stats.restarts_from_snapshot += 1;
+        }
         cx.trace.mix(0x5245_5354 ^ self.id);
-        let (t, c) = (raw.term(), raw.commit());
+        let (t, c, a) = (raw.term(), raw.commit(), self.applied);
         let id = self.id;
         cx.trace.line(cx.now_us, || {
-            format!("n{id} restarts at term {t} commit {c}")
+            format!("n{id} starts at term {t} commit {c} from its snapshot at {a}")
         });
         self.drive(cx);
     }
@@ -281,8 +445,15 @@ impl SimNode {
             m.log_term,
             m.entries.len(),
         );
-        if let Err(e) = raw.step(m) {
-            cx.checker.fail(
+        match raw.step(m) {
+            Ok(()) => {}
+            // Honest traffic that lost its meaning (a late response from a removed peer).
+            Err(e) if e.is_stale() => {
+                let id = self.id;
+                cx.trace
+                    .line(cx.now_us, || format!("n{id} ignores stale {kind:?}: {e}"));
+            }
+            Err(e) => cx.checker.fail(
                 Property::HonestMessageRefused,
                 cx.now_us,
                 format!(
@@ -290,7 +461,7 @@ impl SimNode {
                      {log_term}, {ents} entries): {e}",
                     self.id
                 ),
-            );
+            ),
         }
         self.drive(cx);
     }
@@ -298,14 +469,18 @@ impl SimNode {
     /// A client request arrives.
     pub fn client_request(&mut self, op: Op, attempt: u32, cx: &mut Cx) {
         let (client, seq) = (op.client, op.seq);
-        if let Some((last, result)) = self.kv.session(client) {
-            if last == seq {
+        if op.log_seq == 0 {
+            self.read_request(op, attempt, cx);
+            return;
+        }
+        if let Some(s) = self.kv.session(client) {
+            if s.log_seq == op.log_seq {
                 cx.fx
                     .replies
-                    .push((client, seq, attempt, Reply::Result(result)));
+                    .push((client, seq, attempt, Reply::Result(s.result, s.index)));
                 return;
             }
-            if last > seq {
+            if s.log_seq > op.log_seq {
                 return;
             }
         }
@@ -320,23 +495,63 @@ impl SimNode {
         cx.trace.line(cx.now_us, || {
             format!("n{id} ← client {client} op {seq} attempt {attempt}: {outcome:?}")
         });
+        let waiting = |id| Waiting {
+            client,
+            seq,
+            log_seq: op.log_seq,
+            attempt,
+            id,
+        };
         match outcome {
-            Ok(eid) => self.waiting.push(Waiting {
-                client,
-                seq,
-                attempt,
-                id: Some(eid),
-            }),
-            Err(ProposeError::Forwarded { .. }) => self.waiting.push(Waiting {
-                client,
-                seq,
-                attempt,
-                id: None,
-            }),
+            Ok(eid) => self.waiting.push(waiting(Some(eid))),
+            Err(ProposeError::Forwarded { .. }) => self.waiting.push(waiting(None)),
             Err(ProposeError::NotLeader { leader_hint }) => {
                 cx.fx
                     .replies
                     .push((client, seq, attempt, Reply::Redirect(leader_hint)));
+            }
+            Err(ProposeError::Dropped {
+                reason: DropReason::TransferInProgress,
+            }) => {
+                cx.stats.busy_refusals += 1;
+                cx.fx.replies.push((client, seq, attempt, Reply::Busy));
+            }
+            Err(_) => cx.fx.replies.push((client, seq, attempt, Reply::Refused)),
+        }
+        self.drive(cx);
+    }
+
+    /// A read served by ReadIndex or lease: ask `read_index`, serve it later.
+    fn read_request(&mut self, op: Op, attempt: u32, cx: &mut Cx) {
+        let (client, seq) = (op.client, op.seq);
+        let raw = self
+            .raw
+            .as_mut()
+            .expect("requests only reach running nodes");
+        self.reads.retain(|r| r.client != client);
+        let outcome = raw.read_index(read_ctx(client, seq, attempt));
+        cx.trace
+            .mix(0x5245_4144 ^ u64::from(client) << 32 | u64::from(seq));
+        let id = self.id;
+        cx.trace.line(cx.now_us, || {
+            format!("n{id} ← client {client} read {seq} attempt {attempt}: {outcome:?}")
+        });
+        match outcome {
+            Ok(()) => self.reads.push(PendingRead {
+                client,
+                seq,
+                attempt,
+                key: op.key,
+                index: None,
+            }),
+            Err(ReadIndexError::NoLeader) => {
+                cx.fx
+                    .replies
+                    .push((client, seq, attempt, Reply::Redirect(None)));
+            }
+            Err(ReadIndexError::TransferInProgress) => {
+                cx.stats.busy_refusals += 1;
+                cx.fx.replies.push((client, seq, attempt, Reply::Busy));
             }
             Err(_) => cx.fx.replies.push((client, seq, attempt, Reply::Refused)),
         }
@@ -353,6 +568,65 @@ impl SimNode {
             format!("n{id} transport: n{peer} unreachable")
         });
         self.drive(cx);
+    }
+
+    /// The transport reports how sending a snapshot to `peer` ended.
+    pub fn report_snapshot(&mut self, peer: u64, status: SnapshotStatus, cx: &mut Cx) {
+        let raw = self.raw.as_mut().expect("reports only reach running nodes");
+        raw.report_snapshot(peer, status);
+        let id = self.id;
+        cx.trace
+            .mix(0x534e_4150 ^ peer << 8 ^ id ^ u64::from(status == SnapshotStatus::Finish) << 20);
+        cx.trace.line(cx.now_us, || {
+            format!("n{id} transport: snapshot to n{peer} {status:?}")
+        });
+        self.drive(cx);
+    }
+
+    /// The leadership-transfer agent asks this node to hand leadership to `to`.
+    pub fn transfer_leader(&mut self, to: u64, cx: &mut Cx) {
+        let raw = self.raw.as_mut().expect("agents only call running nodes");
+        let outcome = raw.transfer_leader(to);
+        cx.stats.transfers_asked += 1;
+        if outcome.is_ok() {
+            cx.stats.transfers_accepted += 1;
+        }
+        let id = self.id;
+        cx.trace.mix(0x5452_414e ^ to << 8 ^ id);
+        cx.trace.line(cx.now_us, || {
+            format!("agent: n{id} transfer_leader(n{to}): {outcome:?}")
+        });
+        self.drive(cx);
+    }
+
+    /// The membership agent proposes `cc` on this node. Returns whether it was accepted.
+    pub fn propose_conf_change(&mut self, cc: ConfChangeV2, cx: &mut Cx) -> bool {
+        let raw = self.raw.as_mut().expect("agents only call running nodes");
+        let what = format!("{:?} {:?}", cc.transition, cc.changes);
+        let outcome = raw.propose_conf_change(cc);
+        let id = self.id;
+        cx.trace
+            .mix(0x434f_4e46 ^ id ^ u64::from(outcome.is_ok()) << 8);
+        cx.trace.line(cx.now_us, || {
+            format!("agent: n{id} propose_conf_change({what}): {outcome:?}")
+        });
+        if let Ok(eid) = outcome {
+            cx.stats.conf_changes_proposed += 1;
+            if let Err(prev) = conf_chain::check_one_change_in_flight(raw, self.applied, eid.index)
+            {
+                cx.checker.fail(
+                    Property::ConfigSafety,
+                    cx.now_us,
+                    format!(
+                        "n{id} accepted a configuration change at {eid} while the change at \
+                         {prev} is not applied (applied {})",
+                        self.applied
+                    ),
+                );
+            }
+        }
+        self.drive(cx);
+        outcome.is_ok()
     }
 
     /// The fsync that covers batch `seq` (and every batch before it) completed.
@@ -397,7 +671,8 @@ impl SimNode {
             if stepped {
                 stepped = false;
                 raw.check_invariants();
-                cx.checker.observe(n, raw, self.applied, cx.now_us);
+                cx.checker
+                    .observe(n, raw, self.applied, &self.conf, cx.now_us);
                 let now_seen = (raw.role(), raw.term());
                 if now_seen != self.seen {
                     self.seen = now_seen;
@@ -406,6 +681,13 @@ impl SimNode {
                     cx.trace.line(cx.now_us, || {
                         format!("n{id} is {} in term {}", now_seen.0, now_seen.1)
                     });
+                    if self.policy.leader_clock_slowdown > 1 {
+                        self.tick_us = if now_seen.0 == Role::Leader {
+                            self.base_tick_us * self.policy.leader_clock_slowdown
+                        } else {
+                            self.base_tick_us
+                        };
+                    }
                 }
             }
             if !raw.has_ready() {
@@ -421,8 +703,6 @@ impl SimNode {
                 apply,
                 read_states,
             } = raw.ready();
-            // The simulator never calls read_index: reads go through the log.
-            assert!(read_states.is_empty(), "read states without read requests");
             for m in messages {
                 if !cx.bugs.skip_durable_before_send_check {
                     cx.checker.on_release(&m, self.disk.durable(), cx.now_us);
@@ -451,6 +731,10 @@ impl SimNode {
                     let hs = batch
                         .hard_state
                         .map(|h| format!(" hs {}/{}/{}", h.term, h.vote, h.commit));
+                    let snap = batch
+                        .snapshot
+                        .as_ref()
+                        .map(|s| format!(" snapshot {}/{}", s.term(), s.index()));
                     let ents = match (batch.entries.first(), batch.entries.last()) {
                         (Some(a), Some(b)) => {
                             format!(" ents {}..={} (term {})", a.index, b.index, b.term)
@@ -459,8 +743,9 @@ impl SimNode {
                     };
                     cx.trace.line(cx.now_us, || {
                         format!(
-                            "n{id} persist #{seq}{}{ents}{}",
+                            "n{id} persist #{seq}{}{}{ents}{}",
                             hs.unwrap_or_default(),
+                            snap.unwrap_or_default(),
                             if sync { " sync" } else { "" }
                         )
                     });
@@ -472,11 +757,66 @@ impl SimNode {
                     cx.fx.fsyncs.push((at, seq));
                 }
             }
+            for rs in read_states {
+                let Some(key) = parse_read_ctx(&rs.request_ctx) else {
+                    cx.checker.fail(
+                        Property::HonestMessageRefused,
+                        cx.now_us,
+                        format!("n{} got a read state with a context it never sent", self.id),
+                    );
+                    continue;
+                };
+                // Duplicates (a response delivered twice) find their read answered already.
+                if let Some(r) = self
+                    .reads
+                    .iter_mut()
+                    .find(|r| (r.client, r.seq, r.attempt) == key && r.index.is_none())
+                {
+                    r.index = Some(rs.index);
+                }
+            }
             if let Some(batch) = apply {
                 self.apply(batch, cx);
                 stepped = true;
             }
+            if !self.reads.is_empty() {
+                self.serve_reads(cx);
+            }
         }
+    }
+
+    /// Answers every read whose read index is applied (at once, under the planted
+    /// `read_before_apply` bug).
+    fn serve_reads(&mut self, cx: &mut Cx) {
+        let (applied, eager) = (self.applied, cx.bugs.read_before_apply);
+        let kv = &self.kv;
+        let (id, now) = (self.id, cx.now_us);
+        let (fx, stats, trace) = (&mut *cx.fx, &mut *cx.stats, &mut *cx.trace);
+        self.reads.retain(|r| {
+            let Some(index) = r.index else {
+                return true;
+            };
+            if index > applied && !eager {
+                return true;
+            }
+            let value = kv.value(r.key);
+            stats.reads_served += 1;
+            trace.mix(0x5345_5256 ^ u64::from(r.client) << 32 ^ applied);
+            trace.line(now, || {
+                format!(
+                    "n{id} serves client {} read {} at applied {applied} (read index {index}): \
+                     {value:?}",
+                    r.client, r.seq
+                )
+            });
+            fx.replies.push((
+                r.client,
+                r.seq,
+                r.attempt,
+                Reply::Result(crate::kv::OpResult::Value(value), applied),
+            ));
+            false
+        });
     }
 
     /// Reports the first written, unreported batch if that is allowed now: it needs no
@@ -498,37 +838,126 @@ impl SimNode {
     }
 
     fn apply(&mut self, batch: ApplyBatch, cx: &mut Cx) {
-        if batch.snapshot.is_some() {
-            // The simulator never compacts a log, so no leader should need to send one.
-            cx.checker.fail(
-                Property::Unmodelled,
-                cx.now_us,
-                format!(
-                    "n{} was handed a snapshot to apply, but no log was compacted",
-                    self.id
-                ),
-            );
-            return;
+        let conf_changed = if let Some(snap) = &batch.snapshot {
+            self.restore(snap, batch.conf_state.as_ref(), cx);
+            false
+        } else {
+            self.apply_entries(&batch, cx)
+        };
+        let raw = self.raw.as_mut().expect("only running nodes apply");
+        let last_before = raw.last_index();
+        raw.on_applied(batch.applied());
+        // A leader leaving a joint configuration by itself appends the change at on_applied.
+        if self.policy.membership && raw.last_index() > last_before && raw.role() == Role::Leader {
+            self.check_appended_changes(last_before + 1, cx);
         }
+        if conf_changed {
+            if cx.bugs.conf_state_ahead_of_snapshot {
+                let conf = (*self.conf).clone();
+                let raw = self.raw.as_mut().expect("only running nodes apply");
+                raw.storage_mut().set_conf_state(conf.clone());
+                self.disk.set_conf_state(conf);
+            } else {
+                self.snapshot(self.policy.compact_every_entries > 0, cx);
+            }
+        } else if self.policy.compact_every_entries > 0
+            && self.applied >= self.snapshot_index + self.policy.compact_every_entries
+        {
+            self.snapshot(true, cx);
+        }
+    }
+
+    /// Checks the configuration-change entries a leader appended from `from` on.
+    fn check_appended_changes(&mut self, from: u64, cx: &mut Cx) {
+        let raw = self.raw.as_ref().expect("only running nodes apply");
+        let ents = raw
+            .log_entries(from, raw.last_index() + 1)
+            .unwrap_or_default();
+        for e in ents.iter().filter(|e| conf_chain::is_conf_entry(e)) {
+            if let Err(prev) = conf_chain::check_one_change_in_flight(raw, self.applied, e.index) {
+                cx.checker.fail(
+                    Property::ConfigSafety,
+                    cx.now_us,
+                    format!(
+                        "leader n{} appended a configuration change at {}/{} while the change \
+                         at {prev} is not applied (applied {})",
+                        self.id, e.term, e.index, self.applied
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Applies the entries of a batch; returns whether they changed the configuration.
+    fn apply_entries(&mut self, batch: &ApplyBatch, cx: &mut Cx) -> bool {
         cx.checker.on_apply(self.id, &batch.entries, cx.now_us);
         let id = self.id;
         let last = batch.last_index();
+        if !cx.bugs.ack_before_durable
+            && let Some(e) = batch.entries.last()
+        {
+            // Ready rule 4: an apply batch holds only entries already durable locally.
+            let durable = self.disk.durable();
+            let base = durable.first_index().unwrap_or(1) - 1;
+            if e.index > base && durable.term(e.index) != Ok(e.term) {
+                cx.checker.fail(
+                    Property::AppliedDurable,
+                    cx.now_us,
+                    format!(
+                        "n{id} was handed {}/{} to apply, but its durable log has {:?} there",
+                        e.term,
+                        e.index,
+                        durable.term(e.index)
+                    ),
+                );
+            }
+        }
         let first = batch.entries.first().map_or(last, |e| e.index);
         cx.trace.mix(first << 32 ^ last ^ 0x4150);
         cx.trace
             .line(cx.now_us, || format!("n{id} apply {first}..={last}"));
+        let mut conf_changed = false;
+        if batch.entries.iter().any(conf_chain::is_conf_entry) {
+            let mut changed = false;
+            let (checker, now) = (&mut *cx.checker, cx.now_us);
+            let next = conf_chain::follow(&self.conf, &batch.entries, |index, c| {
+                changed = true;
+                checker.on_conf_applied(id, index, c, now);
+            });
+            let want = changed.then_some(&next);
+            if batch.conf_state.as_ref() != want {
+                cx.checker.fail(
+                    Property::ConfigSafety,
+                    cx.now_us,
+                    format!(
+                        "n{id} apply batch {first}..={last} announces configuration {:?}, but \
+                         its changes give {want:?}",
+                        batch.conf_state
+                    ),
+                );
+            }
+            if changed {
+                cx.stats.conf_changes_applied += 1;
+                cx.trace.mix(0x4343_4150 ^ id);
+                cx.trace
+                    .line(cx.now_us, || format!("n{id} configuration is now {next:?}"));
+                self.conf = Rc::new(next);
+                conf_changed = true;
+            }
+        }
         for e in &batch.entries {
-            let applied = self.kv.apply(&e.data);
+            let applied = self.kv.apply(&e.data, e.index);
             let answered = match applied {
-                Applied::Fresh(op, r) | Applied::Duplicate(op, r) => Some((op, r)),
+                Applied::Fresh(op, r) => Some((op, r, e.index)),
+                Applied::Duplicate(op, r, index) => Some((op, r, index)),
                 Applied::Gap { op, missing } => {
                     cx.checker.fail(
                         Property::LostWrite,
                         cx.now_us,
                         format!(
-                            "n{id} applies client {} op {} at {}/{} but op {missing} is not \
-                             in the log before it",
-                            op.client, op.seq, e.term, e.index
+                            "n{id} applies client {} op {} (logged op {}) at {}/{} but logged op \
+                             {missing} is not in the log before it",
+                            op.client, op.seq, op.log_seq, e.term, e.index
                         ),
                     );
                     None
@@ -537,11 +966,11 @@ impl SimNode {
             };
             let fx = &mut *cx.fx;
             self.waiting.retain(|w| {
-                if let Some((op, r)) = answered
+                if let Some((op, r, index)) = answered
                     && (op.client, op.seq) == (w.client, w.seq)
                 {
                     fx.replies
-                        .push((w.client, w.seq, w.attempt, crate::client::Reply::Result(r)));
+                        .push((w.client, w.seq, w.attempt, Reply::Result(r, index)));
                     return false;
                 }
                 if let Some(eid) = w.id
@@ -555,8 +984,112 @@ impl SimNode {
             });
         }
         self.applied = last;
-        let raw = self.raw.as_mut().expect("only running nodes apply");
-        raw.on_applied(batch.applied());
+        conf_changed
+    }
+
+    /// Restores the state machine from a snapshot the leader sent (already durable).
+    fn restore(&mut self, snap: &raft_core::Snapshot, conf: Option<&ConfState>, cx: &mut Cx) {
+        let (id, index, term) = (self.id, snap.index(), snap.term());
+        cx.checker
+            .on_snapshot_applied(id, index, term, &snap.data, cx.now_us);
+        match Kv::decode(&snap.data, self.keys, self.clients) {
+            Ok(kv) => self.kv = kv,
+            Err(e) => cx.checker.fail(
+                Property::StateDivergence,
+                cx.now_us,
+                format!("n{id} cannot restore the snapshot at {term}/{index}: {e}"),
+            ),
+        }
+        self.applied = index;
+        self.snapshot_index = index;
+        match conf {
+            Some(c) => {
+                cx.checker.on_conf_at(id, index, c, cx.now_us);
+                self.conf = Rc::new(c.clone());
+            }
+            None => cx.checker.fail(
+                Property::ConfigSafety,
+                cx.now_us,
+                format!("n{id} was handed the snapshot at {index} without its configuration"),
+            ),
+        }
+        cx.stats.snapshots_applied += 1;
+        cx.trace.mix(0x5245_5354_4f52 ^ index ^ id << 40);
+        cx.trace.line(cx.now_us, || {
+            format!("n{id} restores the snapshot at {term}/{index}")
+        });
+        // Requests waiting here: the snapshot's sessions say which took effect.
+        let kv = &self.kv;
+        let fx = &mut *cx.fx;
+        self.waiting.retain(|w| {
+            let s = kv.session(w.client);
+            if let Some(s) = s
+                && s.log_seq >= w.log_seq
+            {
+                if s.log_seq == w.log_seq {
+                    fx.replies
+                        .push((w.client, w.seq, w.attempt, Reply::Result(s.result, s.index)));
+                }
+                return false;
+            }
+            // Not applied by the snapshot's index: the entry at its id's index was another.
+            if w.id.is_some_and(|eid| eid.index <= index) {
+                fx.replies.push((w.client, w.seq, w.attempt, Reply::Lost));
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Snapshots the state machine at the applied index into the in-memory storage and the
+    /// disk, with the configuration in effect; with `compact`, then discards the log up to
+    /// `compact_keep_entries` before it.
+    fn snapshot(&mut self, compact: bool, cx: &mut Cx) {
+        let (id, index) = (self.id, self.applied);
+        let data = self.kv.encode();
+        let conf = (*self.conf).clone();
+        let compact_to = if compact {
+            index.saturating_sub(self.policy.compact_keep_entries)
+        } else {
+            0
+        };
+        let raw = self.raw.as_mut().expect("only running nodes snapshot");
+        let st = raw.storage_mut();
+        let made = st
+            .create_snapshot(index, Some(conf.clone()), data.clone())
+            .and_then(|snap| {
+                st.set_conf_state(conf.clone());
+                st.compact(compact_to)?;
+                Ok(snap)
+            });
+        let snap = match made {
+            Ok(s) => s,
+            Err(e) => {
+                cx.checker.fail(
+                    Property::IndexOrder,
+                    cx.now_us,
+                    format!("n{id} cannot snapshot its applied index {index}: {e}"),
+                );
+                return;
+            }
+        };
+        if let Err(e) = self.disk.snapshot(index, conf, data.clone(), compact_to)
+            && !cx.bugs.ack_before_durable
+        {
+            cx.checker.fail(
+                Property::AppliedDurable,
+                cx.now_us,
+                format!("n{id}: {e}, although it applied that index"),
+            );
+        }
+        cx.checker
+            .on_snapshot_made(id, index, snap.term(), &data, cx.now_us);
+        self.snapshot_index = index;
+        cx.stats.snapshots_made += 1;
+        cx.trace.mix(0x534e_4150_5348 ^ index ^ id << 40);
+        cx.trace.line(cx.now_us, || {
+            format!("n{id} snapshots at {index} and compacts up to {compact_to}")
+        });
     }
 
     /// The node's role, if running.

@@ -8,10 +8,20 @@
 //! Units are in names: `_us` simulated microseconds, `_ppm` parts per million, `_ticks` node
 //! ticks (1 tick = 10 ms simulated, see [`TICK_US`]).
 //!
+//! Besides faults, a seed draws which agents run (each is a swarm option the run prints):
+//! the compaction agent (snapshots and log compaction, so lagging and new nodes catch up by
+//! `MsgSnap`), the leadership-transfer agent, the membership agent (adds, removals, promotions,
+//! demotions, joint changes), and how clients read (through the log, by ReadIndex, or by
+//! lease). Lease reads force check-quorum on (raft-core requires it) and cap clock drift at
+//! [`LEASE_DRIFT_PPM_MAX`].
+//!
 //! Invariants:
 //! 1. `nodes` is odd and between 3 and 7; `liveness_out <= (nodes - 1) / 2`, so the
-//!    liveness phase always keeps a quorum connected.
+//!    liveness phase always keeps a quorum connected (with membership changes the liveness
+//!    phase recomputes who may be left out, see [`crate::agents`]).
 //! 2. Every `_min` is at most its `_max`.
+//! 3. Lease reads only with check-quorum, and with drift at most [`LEASE_DRIFT_PPM_MAX`] unless
+//!    a test-only profile breaks the bound on purpose.
 
 use crate::rng::{PPM, SimRng};
 use std::fmt;
@@ -24,6 +34,23 @@ pub const ELECTION_TICKS: u32 = 10;
 pub const HEARTBEAT_TICKS: u32 = 1;
 /// One base election timeout in simulated microseconds (100 ms).
 pub const ELECTION_US: u64 = TICK_US * ELECTION_TICKS as u64;
+/// The largest clock drift (either way, per node) a lease-read seed draws: 4%, so two nodes'
+/// clock rates differ by at most 1.04 / 0.96 - 1 = 8.3%, inside the one tick per election
+/// timeout (1 / `ELECTION_TICKS` = 10%) that raft-core's lease documentation names as its
+/// margin. (Sweeps at the edge pass; the test-only `lease-skew` profile shows what breaking the
+/// bound does.)
+pub const LEASE_DRIFT_PPM_MAX: u32 = 40_000;
+
+/// How clients read a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// A get is a log entry like a write.
+    Log,
+    /// `read_index` on the node the client talks to (confirmed by a heartbeat round).
+    ReadIndex,
+    /// `read_index` with `ReadOnlyOption::LeaseBased` (needs check-quorum).
+    Lease,
+}
 
 /// Deliberate bugs the simulator must catch (see the planted-bug tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,6 +66,13 @@ pub struct PlantedBugs {
     /// checkers (election safety, state machine safety, lost writes) also catch
     /// `ack_before_durable` once crashes make the lie matter.
     pub skip_durable_before_send_check: bool,
+    /// The sim driver serves a ReadIndex read as soon as its read state arrives, without
+    /// waiting until it has applied the read index.
+    pub read_before_apply: bool,
+    /// The sim driver persists each configuration it applies (`set_conf_state`) without
+    /// snapshotting the state machine with it, so a restart re-applies configuration changes
+    /// on top of their own result.
+    pub conf_state_ahead_of_snapshot: bool,
 }
 
 /// Everything a seed decides before its first event.
@@ -62,6 +96,8 @@ pub struct Options {
     pub inflight_msgs_max: usize,
     /// `Config.uncommitted_bytes_max` (0 = unbounded).
     pub uncommitted_bytes_max: u64,
+    /// `Config.step_down_on_removal` (matters only with membership changes).
+    pub step_down_on_removal: bool,
 
     // -- network
     /// Smallest one-way delay of a message.
@@ -96,6 +132,10 @@ pub struct Options {
     pub crashes: bool,
     /// Process pauses (no ticks, no message handling) and resumes.
     pub pauses: bool,
+    /// On resume, the driver first ticks as many times as the pause was long (a clock that
+    /// kept running); otherwise the pause is lost time for the node's clock. Always on with
+    /// lease reads, whose safety assumes clocks that do not stop.
+    pub pause_catch_up: bool,
     /// Smallest gap between two nemesis actions.
     pub nemesis_gap_min_us: u64,
     /// Largest gap between two nemesis actions.
@@ -137,6 +177,27 @@ pub struct Options {
     // -- liveness phase
     /// Nodes left crashed or cut off during the liveness phase (at most a minority).
     pub liveness_out: u64,
+
+    // -- agents
+    /// Compaction agent: a node snapshots its state machine and compacts its log whenever it
+    /// has applied this many entries past its last snapshot (0 = off).
+    pub compact_every_entries: u64,
+    /// Entries kept in the log behind the snapshot when compacting.
+    pub compact_keep_entries: u64,
+    /// Leadership-transfer agent: most time between two requests (0 = off).
+    pub transfer_gap_max_us: u64,
+    /// Membership agent: most time between two changes (0 = off).
+    pub membership_gap_max_us: u64,
+    /// Node slots beyond the founders, for nodes the membership agent adds.
+    pub spare_nodes: u64,
+    /// How clients read.
+    pub reads: ReadMode,
+    /// Weight of the partition shape "isolate the current leader" (the other shapes weigh 1
+    /// each).
+    pub isolate_leader_weight: u64,
+    /// Test-only: while a node leads, its clock runs this many times slower (1 = off).
+    /// Breaks the lease's clock bound on purpose.
+    pub leader_clock_slowdown: u64,
 
     /// Deliberate bugs (tests only; off in every drawn option set).
     pub bugs: PlantedBugs,
@@ -220,6 +281,38 @@ impl Options {
         };
         let liveness_out = rng.range(0, (nodes - 1) / 2);
 
+        // Agents: drawn last, so the options above mean what they meant before agents existed.
+        let compact_every_entries = if rng.ratio(1, 2) {
+            rng.pick(&[4, 16, 64])
+        } else {
+            0
+        };
+        let compact_keep_entries = rng.pick(&[0, 0, 2, 16]);
+        let transfer_gap_max_us = if rng.ratio(1, 3) {
+            rng.range(200_000, 3_000_000)
+        } else {
+            0
+        };
+        let membership_gap_max_us = if rng.ratio(1, 3) {
+            rng.range(200_000, 2_000_000)
+        } else {
+            0
+        };
+        let spare_nodes = rng.range(1, 3);
+        let spare_nodes = if membership_gap_max_us > 0 {
+            spare_nodes
+        } else {
+            0
+        };
+        let reads = [ReadMode::Log, ReadMode::ReadIndex, ReadMode::Lease][rng.index(3)];
+        let pause_catch_up = rng.coin();
+        let step_down_on_removal = rng.ratio(3, 4);
+        let (check_quorum, clock_drift_ppm, pause_catch_up) = if reads == ReadMode::Lease {
+            (true, clock_drift_ppm.min(LEASE_DRIFT_PPM_MAX), true)
+        } else {
+            (check_quorum, clock_drift_ppm, pause_catch_up)
+        };
+
         Options {
             nodes,
             safety_us,
@@ -229,6 +322,7 @@ impl Options {
             msg_bytes_max,
             inflight_msgs_max,
             uncommitted_bytes_max,
+            step_down_on_removal,
             net_delay_min_us,
             net_delay_jitter_us,
             net_slow_link_us,
@@ -243,6 +337,7 @@ impl Options {
             clogging,
             crashes,
             pauses,
+            pause_catch_up,
             nemesis_gap_min_us,
             nemesis_gap_max_us,
             fault_duration_max_us,
@@ -259,15 +354,82 @@ impl Options {
             client_timeout_us,
             client_loss_ppm,
             liveness_out,
+            compact_every_entries,
+            compact_keep_entries,
+            transfer_gap_max_us,
+            membership_gap_max_us,
+            spare_nodes,
+            reads,
+            isolate_leader_weight: 1,
+            leader_clock_slowdown: 1,
             bugs: PlantedBugs::default(),
         }
+    }
+
+    /// All node slots: the founders and the spares.
+    pub fn slots(&self) -> u64 {
+        self.nodes + self.spare_nodes
+    }
+
+    /// Lease reads under a leader whose clock runs three times slow while partitions keep
+    /// isolating it: the lease outlives the followers' promise not to elect anyone else, so a
+    /// stale read is only a matter of time. A test-only profile (`--profile lease-skew`) that
+    /// shows the read checks catch what a broken clock bound does.
+    pub fn apply_lease_skew_profile(&mut self) {
+        self.apply_lease_profile();
+        self.clock_drift_ppm = 0;
+        self.leader_clock_slowdown = 3;
+    }
+
+    /// Lease reads at the edge of the clock bound: every node drifts by up to
+    /// [`LEASE_DRIFT_PPM_MAX`], partitions mostly isolate the leader, many clients read and
+    /// write with little pause. Used by `--profile lease`.
+    pub fn apply_lease_profile(&mut self) {
+        self.reads = ReadMode::Lease;
+        self.pause_catch_up = true;
+        self.check_quorum = true;
+        self.clock_drift_ppm = LEASE_DRIFT_PPM_MAX;
+        self.partitions = true;
+        self.isolate_leader_weight = 20;
+        self.clogging = false;
+        self.pauses = false;
+        self.crashes = false;
+        self.membership_gap_max_us = 0;
+        self.spare_nodes = 0;
+        self.transfer_gap_max_us = 0;
+        self.net_loss_ppm = 0;
+        self.nemesis_gap_min_us = 100_000;
+        self.nemesis_gap_max_us = 600_000;
+        self.fault_duration_max_us = 1_000_000;
+        self.clients = 6;
+        self.keys = self.keys.min(2);
+        self.think_min_us = 0;
+        self.think_max_us = 5_000;
+    }
+
+    /// Every agent at a high rate: compaction every 4 entries with nothing kept, leadership
+    /// transfers and membership changes every few hundred milliseconds, three spare slots,
+    /// crashes on. Used by `--profile agents`.
+    pub fn apply_agents_profile(&mut self) {
+        self.compact_every_entries = 4;
+        self.compact_keep_entries = 0;
+        self.transfer_gap_max_us = 600_000;
+        self.membership_gap_max_us = 400_000;
+        self.spare_nodes = 3;
+        self.crashes = true;
     }
 
     /// Tilts the drawn options towards leader churn with diverging logs (3 nodes, a short
     /// safety phase, frequent short partitions, crashes and pauses, lossy slow links, one
     /// entry per append, no pre-vote or check-quorum), the ground on which a leader that
-    /// commits previous-term entries (Figure 8) shows. Used by `--profile churn`.
+    /// commits previous-term entries (Figure 8) shows. The agents are off and reads go through
+    /// the log, so the profile stays what it was calibrated as. Used by `--profile churn`.
     pub fn apply_churn_profile(&mut self) {
+        self.compact_every_entries = 0;
+        self.transfer_gap_max_us = 0;
+        self.membership_gap_max_us = 0;
+        self.spare_nodes = 0;
+        self.reads = ReadMode::Log;
         self.nodes = 3;
         self.safety_us = 3_000_000;
         self.pre_vote = false;
@@ -306,6 +468,22 @@ impl Options {
         assert!(self.think_min_us <= self.think_max_us);
         assert!(self.clients >= 1 && self.keys >= 1);
         assert!(self.net_link_capacity_max >= 1);
+        assert!(
+            self.reads != ReadMode::Lease || self.check_quorum,
+            "lease reads need check-quorum"
+        );
+        assert!(
+            self.reads != ReadMode::Lease
+                || self.clock_drift_ppm <= LEASE_DRIFT_PPM_MAX
+                || self.leader_clock_slowdown > 1,
+            "lease reads keep the clock bound unless a test breaks it on purpose"
+        );
+        assert!(self.spare_nodes <= 3 && self.leader_clock_slowdown >= 1);
+        assert!(
+            self.reads != ReadMode::Lease || self.pause_catch_up,
+            "lease reads need clocks that keep running through pauses"
+        );
+        assert!(self.spare_nodes == 0 || self.membership_gap_max_us > 0);
     }
 
     /// The command-line flags that re-create `bugs` (empty when none is planted).
@@ -319,6 +497,12 @@ impl Options {
         }
         if self.bugs.skip_durable_before_send_check {
             s.push_str(" --bug skip-durable-before-send-check");
+        }
+        if self.bugs.read_before_apply {
+            s.push_str(" --bug read-before-apply");
+        }
+        if self.bugs.conf_state_ahead_of_snapshot {
+            s.push_str(" --bug conf-state-ahead-of-snapshot");
         }
         s
     }
@@ -345,7 +529,8 @@ impl fmt::Display for Options {
         writeln!(
             f,
             "  cluster: nodes={} safety={} pre_vote={} check_quorum={} forwarding={} \
-             msg_bytes_max={} inflight_msgs_max={} uncommitted_bytes_max={}",
+             msg_bytes_max={} inflight_msgs_max={} uncommitted_bytes_max={} \
+             step_down_on_removal={}",
             self.nodes,
             ms(self.safety_us),
             on_off(self.pre_vote),
@@ -353,7 +538,8 @@ impl fmt::Display for Options {
             on_off(self.proposal_forwarding),
             self.msg_bytes_max,
             self.inflight_msgs_max,
-            self.uncommitted_bytes_max
+            self.uncommitted_bytes_max,
+            on_off(self.step_down_on_removal)
         )?;
         writeln!(
             f,
@@ -372,12 +558,13 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "  faults: partitions={} clogging={} crashes={} pauses={} gap={}..{} \
-             duration_max={} clock_drift={}",
+            "  faults: partitions={} clogging={} crashes={} pauses={} pause_catch_up={} \
+             gap={}..{} duration_max={} clock_drift={}",
             on_off(self.partitions),
             on_off(self.clogging),
             on_off(self.crashes),
             on_off(self.pauses),
+            on_off(self.pause_catch_up),
             ms(self.nemesis_gap_min_us),
             ms(self.nemesis_gap_max_us),
             ms(self.fault_duration_max_us),
@@ -404,13 +591,41 @@ impl fmt::Display for Options {
             pct(self.client_loss_ppm),
             self.liveness_out
         )?;
+        let every = |us: u64| {
+            if us == 0 {
+                "off".to_string()
+            } else {
+                format!("<={}", ms(us))
+            }
+        };
+        writeln!(
+            f,
+            "  agents: compaction={} transfer={} membership={} spare_nodes={} reads={:?} \
+             isolate_leader_weight={} leader_clock_slowdown={}x",
+            if self.compact_every_entries == 0 {
+                "off".to_string()
+            } else {
+                format!(
+                    "every {} entries keep {}",
+                    self.compact_every_entries, self.compact_keep_entries
+                )
+            },
+            every(self.transfer_gap_max_us),
+            every(self.membership_gap_max_us),
+            self.spare_nodes,
+            self.reads,
+            self.isolate_leader_weight,
+            self.leader_clock_slowdown
+        )?;
         write!(
             f,
             "  planted bugs: ack_before_durable={} commit_previous_term={} \
-             skip_durable_before_send_check={}",
+             skip_durable_before_send_check={} read_before_apply={} conf_state_ahead_of_snapshot={}",
             on_off(self.bugs.ack_before_durable),
             on_off(self.bugs.commit_previous_term),
-            on_off(self.bugs.skip_durable_before_send_check)
+            on_off(self.bugs.skip_durable_before_send_check),
+            on_off(self.bugs.read_before_apply),
+            on_off(self.bugs.conf_state_ahead_of_snapshot)
         )
     }
 }

@@ -5,7 +5,9 @@
 //! `World`, with its own random stream; the wall clock only decides when to stop *starting*
 //! seeds (`--time-limit`) and feeds the summary's `wall_secs` and `speedup`.
 //!
-//! The output ends with exactly one summary line:
+//! Before it, a line counts the seeds that turned each feature on and what the features did
+//! (snapshots sent and restored, transfers, membership changes, reads served). The output ends
+//! with exactly one summary line:
 //! `seeds=<N> failed=<F> sim_secs=<X> wall_secs=<Y> speedup=<X/Y>x events=<E>`.
 //!
 //! Invariants:
@@ -13,6 +15,7 @@
 //!    run are reported and the others are not counted.
 //! 2. The summary counts only seeds that finished.
 
+use crate::options::ReadMode;
 use crate::{RunReport, Settings, run};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +52,58 @@ pub struct SweepSummary {
     pub events: u64,
     /// Liveness-phase election times (µs) of the seeds that elected.
     pub election_us: Vec<u64>,
+    /// Seeds with each feature on, and what the features did, summed.
+    pub features: FeatureCounts,
+}
+
+/// How many seeds turned each feature on, and what it did over the sweep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FeatureCounts {
+    /// Seeds with the compaction agent.
+    pub compaction: u64,
+    /// Seeds with the leadership-transfer agent.
+    pub transfer: u64,
+    /// Seeds with the membership agent.
+    pub membership: u64,
+    /// Seeds reading by ReadIndex.
+    pub read_index: u64,
+    /// Seeds reading by lease.
+    pub lease: u64,
+    /// `MsgSnap` sent.
+    pub snapshots_sent: u64,
+    /// Snapshots restored.
+    pub snapshots_applied: u64,
+    /// Restarts from a snapshot.
+    pub restarts_from_snapshot: u64,
+    /// Transfers accepted.
+    pub transfers: u64,
+    /// Membership changes applied (per node).
+    pub conf_changes: u64,
+    /// Nodes added.
+    pub nodes_started: u64,
+    /// Nodes removed and stopped.
+    pub nodes_retired: u64,
+    /// Reads served by ReadIndex or lease.
+    pub reads: u64,
+}
+
+impl FeatureCounts {
+    fn add(&mut self, r: &RunReport) {
+        let (o, a) = (&r.options, &r.agents);
+        self.compaction += u64::from(o.compact_every_entries > 0);
+        self.transfer += u64::from(o.transfer_gap_max_us > 0);
+        self.membership += u64::from(o.membership_gap_max_us > 0);
+        self.read_index += u64::from(o.reads == ReadMode::ReadIndex);
+        self.lease += u64::from(o.reads == ReadMode::Lease);
+        self.snapshots_sent += a.snapshots_sent;
+        self.snapshots_applied += a.snapshots_applied;
+        self.restarts_from_snapshot += a.restarts_from_snapshot;
+        self.transfers += a.transfers_accepted;
+        self.conf_changes += a.conf_changes_applied;
+        self.nodes_started += a.nodes_started;
+        self.nodes_retired += a.nodes_retired;
+        self.reads += a.reads_served;
+    }
 }
 
 impl SweepSummary {
@@ -67,6 +122,29 @@ impl SweepSummary {
             self.wall_secs,
             speedup,
             self.events
+        )
+    }
+
+    /// Which features the seeds turned on and what they did, as one line.
+    pub fn features_line(&self) -> String {
+        let f = &self.features;
+        format!(
+            "features (seeds on): compaction={} transfer={} membership={} read_index={} \
+             lease={}; did: snapshots sent={} restored={} restarts_from_snapshot={} \
+             transfers={} conf_changes_applied={} nodes added={} removed={} reads_served={}",
+            f.compaction,
+            f.transfer,
+            f.membership,
+            f.read_index,
+            f.lease,
+            f.snapshots_sent,
+            f.snapshots_applied,
+            f.restarts_from_snapshot,
+            f.transfers,
+            f.conf_changes,
+            f.nodes_started,
+            f.nodes_retired,
+            f.reads
         )
     }
 
@@ -134,6 +212,7 @@ pub fn sweep(cfg: &SweepConfig) -> SweepSummary {
             summary.seeds += 1;
             summary.sim_secs += report.sim_us as f64 / 1e6;
             summary.events += report.events;
+            summary.features.add(&report);
             if let Some(e) = report.liveness_election_us {
                 summary.election_us.push(e);
             }

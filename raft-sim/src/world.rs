@@ -6,8 +6,12 @@
 //!   loop: pop the earliest event ─► dispatch ─► node steps (each checked) ─► effects queued
 //!         ─► per-event checks ─► stop at the first violation
 //!   at safety_us: liveness phase (see crate::nemesis) ─► probe every tick until converged
-//!   end: linearizability, lost writes, identical states
+//!   end: linearizability, read freshness, lost writes, identical states
 //! ```
+//!
+//! Node slots: the founders `1..=nodes`, then `spare_nodes` slots the membership agent may
+//! start as new nodes ([`crate::agents`]). Clients know the nodes that were started and not
+//! retired.
 //!
 //! Time is in simulated microseconds; a node tick is 10 ms ([`crate::options::TICK_US`]).
 //! Events at the same time run in the order they were scheduled (the sequence number), so the
@@ -23,12 +27,13 @@ use crate::checker::{Checker, Property, Violation};
 use crate::client::{Client, InFlight, Reply, history_record};
 use crate::kv::Op;
 use crate::linearizability::{self, HistoryOp};
-use crate::net::{Delivery, Net, NetStats};
+use crate::net::{Arrival, CopyKind, Delivery, Net, NetStats, Report};
 use crate::node::{Cx, DiskTiming, Effects, SimNode};
-use crate::options::{ELECTION_US, Options, TICK_US};
+use crate::options::{ELECTION_US, Options, ReadMode, TICK_US};
 use crate::rng::SimRng;
+use crate::staleness;
 use crate::trace::Trace;
-use raft_core::{Message, Role, Storage};
+use raft_core::{Message, MessageType, Role, SnapshotStatus, Storage};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -58,6 +63,18 @@ pub(crate) enum Ev {
     },
     Deliver {
         msg: Message,
+        report: Report,
+    },
+    SnapshotReport {
+        node: usize,
+        incarnation: u64,
+        peer: u64,
+        status: SnapshotStatus,
+    },
+    Transfer,
+    Membership,
+    Retire {
+        node: usize,
     },
     FsyncDone {
         node: usize,
@@ -116,6 +133,7 @@ pub(crate) enum Ev {
 #[derive(Debug)]
 pub(crate) enum Deferred {
     Message(Message),
+    SnapshotReport { peer: u64, status: SnapshotStatus },
     Fsync { incarnation: u64, seq: u64 },
     Request { op: Op, attempt: u32 },
 }
@@ -173,6 +191,42 @@ pub struct FaultStats {
     pub pauses: u64,
 }
 
+/// Agent counters for the report: what the compaction, transfer, membership and read paths
+/// did, so a run shows that its features were exercised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    /// Snapshots nodes made of their state machines.
+    pub snapshots_made: u64,
+    /// `MsgSnap` messages leaders sent.
+    pub snapshots_sent: u64,
+    /// Snapshots followers restored.
+    pub snapshots_applied: u64,
+    /// Restarts that started from a snapshot past the founding one.
+    pub restarts_from_snapshot: u64,
+    /// `report_snapshot(Finish)` calls.
+    pub snapshot_reports_finish: u64,
+    /// `report_snapshot(Failure)` calls.
+    pub snapshot_reports_failure: u64,
+    /// Leadership transfers asked for.
+    pub transfers_asked: u64,
+    /// ... and accepted by the leader.
+    pub transfers_accepted: u64,
+    /// Proposals and reads refused during a transfer (retried by clients).
+    pub busy_refusals: u64,
+    /// Membership changes a leader accepted.
+    pub conf_changes_proposed: u64,
+    /// Of those, joint ones (several changes at once).
+    pub joint_changes_proposed: u64,
+    /// Apply batches that changed a node's configuration.
+    pub conf_changes_applied: u64,
+    /// Spare nodes started.
+    pub nodes_started: u64,
+    /// Removed nodes stopped for good.
+    pub nodes_retired: u64,
+    /// Reads served by ReadIndex or lease.
+    pub reads_served: u64,
+}
+
 /// One seed's world.
 pub struct World {
     pub(crate) opts: Options,
@@ -198,7 +252,14 @@ pub struct World {
     pub(crate) partition_generation: u64,
     pub(crate) disk_timing: DiskTiming,
     pub(crate) faults: FaultStats,
+    pub(crate) stats: AgentStats,
     pub(crate) events: u64,
+    /// Node ids clients may contact: started and not retired.
+    pub(crate) contacts: Vec<u64>,
+    /// Nodes the liveness phase leaves out (crashed or cut off).
+    pub(crate) out: Vec<usize>,
+    /// `retiring[i]`: node `i` was removed and its end is scheduled.
+    pub(crate) retiring: Vec<bool>,
 }
 
 impl World {
@@ -208,13 +269,17 @@ impl World {
         opts.check();
         let voters: Vec<u64> = (1..=opts.nodes).collect();
         let mut nodes = Vec::new();
-        for id in 1..=opts.nodes {
+        for id in 1..=opts.slots() {
             let drift = i64::from(opts.clock_drift_ppm);
             let ppm = rng.range(0, 2 * drift as u64) as i64 - drift;
             let tick_us = (TICK_US as i64 + TICK_US as i64 * ppm / 1_000_000) as u64;
-            nodes.push(SimNode::new(id, &voters, &opts, tick_us, &mut rng));
+            if id <= opts.nodes {
+                nodes.push(SimNode::new(id, &voters, &opts, tick_us, &mut rng));
+            } else {
+                nodes.push(SimNode::spare(id, &opts, tick_us));
+            }
         }
-        let net = Net::new(opts.nodes as usize, &opts, &mut rng);
+        let net = Net::new(nodes.len(), &opts, &mut rng);
         let clients = (0..opts.clients)
             .map(|c| Client::new(c, opts.keys))
             .collect();
@@ -228,10 +293,15 @@ impl World {
         let base = nodes[0].disk.durable();
         let base_index = base.first_index().expect("MemStorage answers") - 1;
         let base_term = base.term(base_index).expect("the base term is known");
-        let mut checker = Checker::new(n, base_index, base_term);
+        let founding = base.conf_state().clone();
+        let membership = opts.membership_gap_max_us > 0;
+        let mut checker = Checker::new(n, base_index, base_term, founding, membership);
         for (i, node) in nodes.iter().enumerate() {
-            checker.on_restart(i, node.raw.as_ref().expect("nodes start running"));
+            if let Some(raw) = &node.raw {
+                checker.on_restart(i, raw);
+            }
         }
+        let contacts = voters.clone();
         let mut w = World {
             checker,
             deferred: (0..n).map(|_| Vec::new()).collect(),
@@ -254,9 +324,13 @@ impl World {
             partition_generation: 0,
             disk_timing,
             faults: FaultStats::default(),
+            stats: AgentStats::default(),
             events: 0,
+            contacts,
+            out: Vec::new(),
+            retiring: vec![false; n],
         };
-        for node in 0..n {
+        for node in 0..w.opts.nodes as usize {
             let first = w.rng.range(1, TICK_US);
             let epoch = w.nodes[node].epoch;
             w.schedule(first, Ev::Tick { node, epoch });
@@ -270,6 +344,14 @@ impl World {
                 .rng
                 .range(w.opts.nemesis_gap_min_us, w.opts.nemesis_gap_max_us);
             w.schedule(t, Ev::Nemesis);
+        }
+        if w.opts.transfer_gap_max_us > 0 {
+            let t = w.rng.range(1, w.opts.transfer_gap_max_us);
+            w.schedule(t, Ev::Transfer);
+        }
+        if w.opts.membership_gap_max_us > 0 {
+            let t = w.rng.range(1, w.opts.membership_gap_max_us);
+            w.schedule(t, Ev::Membership);
         }
         let safety_us = w.opts.safety_us;
         w.schedule(safety_us, Ev::Liveness);
@@ -339,35 +421,27 @@ impl World {
                 self.with_node(node, |n, cx| n.tick(cx));
                 self.schedule(tick_us, Ev::Tick { node, epoch });
             }
-            Ev::Deliver { msg } => {
-                let Some(mut msg) = self.net.arrive(msg) else {
+            Ev::Deliver { msg, report } => self.arrive(msg, report),
+            Ev::SnapshotReport {
+                node,
+                incarnation,
+                peer,
+                status,
+            } => {
+                let nd = &self.nodes[node];
+                if !nd.is_up() || nd.incarnation != incarnation {
                     return;
-                };
-                if self.rng.chance(self.opts.net_wire_roundtrip_ppm) {
-                    let bytes = msg.encode_to_bytes();
-                    match Message::decode_from(&bytes) {
-                        Ok(back) if back == msg => msg = back,
-                        other => {
-                            let now = self.now_us;
-                            self.checker.fail(
-                                Property::WireRoundTrip,
-                                now,
-                                format!("{msg:?} came back from the wire as {other:?}"),
-                            );
-                            return;
-                        }
-                    }
                 }
-                let node = msg.to as usize - 1;
-                if !self.nodes[node].is_up() {
-                    self.net.count_dropped();
-                } else if self.nodes[node].paused {
-                    self.deferred[node].push(Deferred::Message(msg));
-                } else {
-                    self.net.count_delivered();
-                    self.with_node(node, |n, cx| n.deliver(msg, cx));
+                if nd.paused {
+                    self.deferred[node].push(Deferred::SnapshotReport { peer, status });
+                    return;
                 }
+                self.count_report(status);
+                self.with_node(node, |n, cx| n.report_snapshot(peer, status, cx));
             }
+            Ev::Transfer => self.transfer_agent(),
+            Ev::Membership => self.membership_agent(),
+            Ev::Retire { node } => self.retire(node),
             Ev::FsyncDone {
                 node,
                 incarnation,
@@ -411,7 +485,10 @@ impl World {
                     if c.leader_hint == Some(f.node) {
                         c.leader_hint = None;
                     }
-                    let next = c.leader_hint.unwrap_or(f.node % self.opts.nodes + 1);
+                    let next = match c.leader_hint {
+                        Some(h) => h,
+                        None => self.next_contact(f.node),
+                    };
                     self.client_attempt(client, next);
                 }
             }
@@ -422,7 +499,7 @@ impl World {
                 node,
             } => {
                 if let Some(f) = self.in_flight(client, seq, attempt) {
-                    let next = node.unwrap_or(f.node % self.opts.nodes + 1);
+                    let next = node.unwrap_or_else(|| self.next_contact(f.node));
                     self.client_attempt(client, next);
                 }
             }
@@ -453,6 +530,7 @@ impl World {
             fx: &mut self.fx,
             bugs: self.opts.bugs,
             disk: self.disk_timing,
+            stats: &mut self.stats,
         };
         f(&mut self.nodes[node], &mut cx);
         self.flush_effects(node);
@@ -463,9 +541,17 @@ impl World {
         let mut deliveries = std::mem::take(&mut self.deliveries);
         for m in sends.drain(..) {
             let to = m.to;
+            let snap = m.kind() == MessageType::MsgSnap;
             let outcome = self
                 .net
                 .send(self.now_us, m, &mut self.rng, &mut deliveries);
+            if snap {
+                self.stats.snapshots_sent += 1;
+                if outcome.blocked || outcome.lost || outcome.overflow {
+                    // The transport sees the transfer fail (a refused or broken stream).
+                    self.report_snapshot_later(node, to, SnapshotStatus::Failure);
+                }
+            }
             let down = !self.nodes[to as usize - 1].is_up();
             let due = node * self.nodes.len() + to as usize - 1;
             if self.opts.report_unreachable
@@ -487,13 +573,15 @@ impl World {
                 );
             }
         }
+        let incarnation = self.nodes[node].incarnation;
         for d in deliveries.drain(..) {
             let delay = d.at_us - self.now_us;
-            self.schedule(delay, Ev::Deliver { msg: d.msg });
+            let report = (d.copy == CopyKind::Original && d.msg.kind() == MessageType::MsgSnap)
+                .then_some(incarnation);
+            self.schedule(delay, Ev::Deliver { msg: d.msg, report });
         }
         self.fx.sends = sends;
         self.deliveries = deliveries;
-        let incarnation = self.nodes[node].incarnation;
         let mut fsyncs = std::mem::take(&mut self.fx.fsyncs);
         for (at_us, seq) in fsyncs.drain(..) {
             self.schedule(
@@ -524,6 +612,91 @@ impl World {
         self.fx.replies = replies;
     }
 
+    /// A message arrives at the end of its link.
+    fn arrive(&mut self, msg: Message, report: Report) {
+        let (mut msg, report) = match self.net.arrive(msg, report) {
+            Arrival::Through(m, r) => (m, r),
+            Arrival::Dropped(m, r) => {
+                if let Some(inc) = r {
+                    self.report_snapshot_to(m.from, inc, m.to, SnapshotStatus::Failure);
+                }
+                return;
+            }
+            Arrival::Held => return,
+        };
+        if self.rng.chance(self.opts.net_wire_roundtrip_ppm) {
+            let bytes = msg.encode_to_bytes();
+            match Message::decode_from(&bytes) {
+                Ok(back) if back == msg => msg = back,
+                other => {
+                    let now = self.now_us;
+                    self.checker.fail(
+                        Property::WireRoundTrip,
+                        now,
+                        format!("{msg:?} came back from the wire as {other:?}"),
+                    );
+                    return;
+                }
+            }
+        }
+        let node = msg.to as usize - 1;
+        let up = self.nodes[node].is_up();
+        if let Some(inc) = report {
+            // The snapshot reached the peer's transport (or found nobody listening).
+            let status = if up {
+                SnapshotStatus::Finish
+            } else {
+                SnapshotStatus::Failure
+            };
+            self.report_snapshot_to(msg.from, inc, msg.to, status);
+        }
+        if !up {
+            self.net.count_dropped();
+        } else if self.nodes[node].paused {
+            self.deferred[node].push(Deferred::Message(msg));
+        } else {
+            self.net.count_delivered();
+            self.with_node(node, |n, cx| n.deliver(msg, cx));
+        }
+    }
+
+    /// Schedules a snapshot report to `node` (an index) about `peer`, for its current
+    /// incarnation.
+    fn report_snapshot_later(&mut self, node: usize, peer: u64, status: SnapshotStatus) {
+        let incarnation = self.nodes[node].incarnation;
+        self.report_snapshot_to(node as u64 + 1, incarnation, peer, status);
+    }
+
+    /// Schedules a snapshot report to incarnation `incarnation` of node `id` about `peer`.
+    fn report_snapshot_to(&mut self, id: u64, incarnation: u64, peer: u64, status: SnapshotStatus) {
+        let d = self.rng.range(100, 5_000);
+        self.schedule(
+            d,
+            Ev::SnapshotReport {
+                node: id as usize - 1,
+                incarnation,
+                peer,
+                status,
+            },
+        );
+    }
+
+    fn count_report(&mut self, status: SnapshotStatus) {
+        match status {
+            SnapshotStatus::Finish => self.stats.snapshot_reports_finish += 1,
+            SnapshotStatus::Failure => self.stats.snapshot_reports_failure += 1,
+        }
+    }
+
+    /// The node clients try after `node`: the next one round the ring of contacts.
+    pub(crate) fn next_contact(&self, node: u64) -> u64 {
+        let c = &self.contacts;
+        match c.iter().position(|&x| x > node) {
+            Some(i) => c[i],
+            None => c[0],
+        }
+    }
+
     /// Delivers what waited while `node` was paused, in arrival order.
     pub(crate) fn replay_deferred(&mut self, node: usize) {
         for d in std::mem::take(&mut self.deferred[node]) {
@@ -534,6 +707,10 @@ impl World {
                 Deferred::Message(m) => {
                     self.net.count_delivered();
                     self.with_node(node, |n, cx| n.deliver(m, cx));
+                }
+                Deferred::SnapshotReport { peer, status } => {
+                    self.count_report(status);
+                    self.with_node(node, |n, cx| n.report_snapshot(peer, status, cx));
                 }
                 Deferred::Fsync { incarnation, seq } => {
                     if self.nodes[node].incarnation == incarnation {
@@ -560,10 +737,10 @@ impl World {
         if !c.issuing || c.in_flight.is_some() {
             return;
         }
-        let op = c.next_op(&mut self.rng);
+        let op = c.next_op(&mut self.rng, self.opts.reads == ReadMode::Log);
         let history_index = self.history.len();
         self.history.push(history_record(&op, self.now_us));
-        let node = self.clients[client as usize].choose_node(&mut self.rng, self.opts.nodes, None);
+        let node = self.clients[client as usize].choose_node(&mut self.rng, &self.contacts);
         self.clients[client as usize].in_flight = Some(InFlight {
             op,
             attempt: 0,
@@ -627,12 +804,14 @@ impl World {
             format!("client {client} ← op {seq} attempt {attempt}: {reply:?}")
         });
         match reply {
-            Reply::Result(r) => {
+            Reply::Result(r, index) => {
                 // Any attempt's answer is the operation's: retries are deduplicated.
+                self.clients[client as usize].refused_by = None;
                 let done = self.clients[client as usize].complete(r);
                 let rec = &mut self.history[done.history_index];
                 rec.ret_us = Some(now);
                 rec.result = Some(r);
+                rec.index = Some(index);
                 if self.clients[client as usize].issuing {
                     let think = self
                         .rng
@@ -643,8 +822,15 @@ impl World {
             _ if attempt != f.attempt => {}
             Reply::Redirect(hint) => {
                 self.clients[client as usize].leader_hint = hint;
+                let refused_by = self.clients[client as usize].refused_by;
                 match hint {
-                    Some(h) if h != f.node => self.client_attempt(client, h),
+                    Some(h) if h != f.node && Some(h) != refused_by => {
+                        self.client_attempt(client, h)
+                    }
+                    Some(h) if Some(h) == refused_by => {
+                        let next = self.next_contact(f.node);
+                        self.client_backoff(client, f, Some(next));
+                    }
                     _ => self.client_backoff(client, f, None),
                 }
             }
@@ -655,8 +841,12 @@ impl World {
                 if self.clients[client as usize].leader_hint == Some(f.node) {
                     self.clients[client as usize].leader_hint = None;
                 }
-                self.client_backoff(client, f, Some(f.node % self.opts.nodes + 1));
+                self.clients[client as usize].refused_by = Some(f.node);
+                let next = self.next_contact(f.node);
+                self.client_backoff(client, f, Some(next));
             }
+            // A leadership transfer is under way: the same node redirects once it is over.
+            Reply::Busy => self.client_backoff(client, f, Some(f.node)),
             Reply::Lost => self.client_attempt(client, f.node),
         }
     }
@@ -685,7 +875,12 @@ impl World {
         else {
             return;
         };
-        let (start_us, core, mut election_us) = (*start_us, core.clone(), *election_us);
+        let (start_us, mut election_us) = (*start_us, *election_us);
+        let core = self.liveness_core(core);
+        if self.opts.membership_gap_max_us > 0 {
+            // A removal that commits now ends its node at once.
+            self.retire_removed();
+        }
         let elapsed = self.now_us - start_us;
         let leader = self.established_leader(&core);
         if election_us.is_none() && leader.is_some() {
@@ -804,6 +999,11 @@ impl World {
 
     fn final_checks(&mut self) {
         let now = self.now_us;
+        // Freshness first: it is cheaper, and names the two operations and their indexes.
+        if let Err(e) = staleness::check(&self.history) {
+            self.checker.fail(Property::StaleRead, now, e.to_string());
+            return;
+        }
         if let Err(e) = linearizability::check(&self.history) {
             self.checker
                 .fail(Property::Linearizability, now, e.to_string());
@@ -818,16 +1018,16 @@ impl World {
                 if node.applied < self.checker.committed_index() {
                     continue;
                 }
-                let applied_seq = node.kv.session(c.id).map_or(0, |s| s.0);
-                if applied_seq < c.acked_seq {
+                let applied_seq = node.kv.session(c.id).map_or(0, |s| s.log_seq);
+                if applied_seq < c.acked_log_seq {
                     self.checker.fail(
                         Property::LostWrite,
                         now,
                         format!(
-                            "client {} op {} was acknowledged but n{} applied the whole \
-                             committed log and has only up to op {applied_seq}",
+                            "client {} logged op {} was acknowledged but n{} applied the whole \
+                             committed log and has only up to logged op {applied_seq}",
                             c.id,
-                            c.acked_seq,
+                            c.acked_log_seq,
                             n + 1
                         ),
                     );

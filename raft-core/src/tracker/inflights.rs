@@ -72,6 +72,7 @@ impl Inflights {
     ///
     /// If the window is [`full`](Inflights::full) (the caller checks first), or if `index` is not
     /// greater than the newest record's index (appends are sent in log order).
+    #[inline]
     pub fn add(&mut self, index: u64, bytes: u64) {
         assert!(
             !self.full(),
@@ -94,6 +95,7 @@ impl Inflights {
     }
 
     /// Frees every record with an index `<= index`: the peer acknowledged up to `index`.
+    #[inline]
     pub fn free_le(&mut self, index: u64) {
         while self.count > 0 {
             let oldest = self.buffer[self.start];
@@ -117,11 +119,13 @@ impl Inflights {
 
     /// Whether the window refuses more messages: `msgs_max` records, or at least `bytes_max`
     /// bytes when a byte limit is set.
+    #[inline]
     pub fn full(&self) -> bool {
         self.count == self.msgs_max || (self.bytes_max > 0 && self.bytes >= self.bytes_max)
     }
 
     /// The number of in-flight messages.
+    #[inline]
     pub fn count(&self) -> usize {
         self.count
     }
@@ -142,11 +146,13 @@ impl Inflights {
     }
 
     /// The last index of the oldest in-flight message.
+    #[inline]
     pub fn oldest(&self) -> Option<u64> {
         (self.count > 0).then(|| self.buffer[self.start].index)
     }
 
     /// The last index of the newest in-flight message.
+    #[inline]
     pub fn newest(&self) -> Option<u64> {
         (self.count > 0).then(|| self.buffer[self.slot(self.count - 1)].index)
     }
@@ -160,6 +166,7 @@ impl Inflights {
     }
 
     /// Empties the window (keeping its allocation for the next replicate round).
+    #[inline]
     pub fn reset(&mut self) {
         self.start = 0;
         self.count = 0;
@@ -204,6 +211,7 @@ impl Inflights {
     }
 
     /// The buffer slot of the `i`-th oldest record.
+    #[inline]
     fn slot(&self, i: usize) -> usize {
         let s = self.start + i;
         if s >= self.buffer.len() {
@@ -213,6 +221,7 @@ impl Inflights {
         }
     }
 
+    #[inline]
     fn pop_oldest(&mut self, oldest: Inflight) {
         self.bytes -= oldest.bytes;
         self.count -= 1;

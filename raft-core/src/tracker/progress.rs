@@ -109,6 +109,7 @@ impl Progress {
     /// Leaving Snapshot, the peer is assumed to hold the snapshot if it was sent, so probing
     /// starts after whichever of `matched` and the snapshot index is higher; if the peer did
     /// not get it, the first reject walks `next_idx` back.
+    #[inline]
     pub fn become_probe(&mut self) {
         let next_idx = if self.state == ProgressState::Snapshot {
             self.matched.max(self.pending_snapshot) + 1
@@ -120,6 +121,7 @@ impl Progress {
     }
 
     /// Enters Replicate: stream from just after the match point with an empty window.
+    #[inline]
     pub fn become_replicate(&mut self) {
         self.reset_state(ProgressState::Replicate);
         self.next_idx = self.matched + 1;
@@ -145,6 +147,7 @@ impl Progress {
     ///
     /// In Snapshot (nothing is sent then), or in Replicate if the window is already full (the
     /// caller sends only when [`is_paused`](Progress::is_paused) is false).
+    #[inline]
     pub fn sent_entries(&mut self, entries: usize, bytes: u64) {
         match self.state {
             ProgressState::Replicate => {
@@ -177,6 +180,7 @@ impl Progress {
     /// # Panics
     ///
     /// If `n` is `u64::MAX`: the caller accepts acks only up to its own last index.
+    #[inline]
     pub fn maybe_update(&mut self, n: u64) -> bool {
         assert!(n < u64::MAX, "progress: ack of index u64::MAX");
         let updated = n > self.matched;
@@ -209,6 +213,7 @@ impl Progress {
     ///   and the flow resumes, so the next probe goes out.
     /// - Snapshot: always stale; a snapshot is resolved by an ack or by the embedder's report,
     ///   never by the reject of an append sent before it.
+    #[inline]
     pub fn maybe_decr_to(&mut self, rejected: u64, match_hint: u64) -> bool {
         match self.state {
             ProgressState::Replicate => {
@@ -236,6 +241,7 @@ impl Progress {
 
     /// Whether the leader must not send appends to this peer now: in Probe and Replicate when
     /// the flow is paused (a probe in flight, or the window full), always in Snapshot.
+    #[inline]
     pub fn is_paused(&self) -> bool {
         match self.state {
             ProgressState::Probe | ProgressState::Replicate => self.msg_app_flow_paused,
@@ -281,6 +287,7 @@ impl Progress {
     }
 
     /// Moves to `state` with the flow resumed, no pending snapshot and an empty window.
+    #[inline]
     fn reset_state(&mut self, state: ProgressState) {
         self.state = state;
         self.msg_app_flow_paused = false;
