@@ -47,6 +47,11 @@
 //! # }
 //! ```
 //!
+//! A driver on a hot path can keep one `Ready` per node and pass it back to
+//! [`RawNode::ready_into`] instead of calling `ready()`: the node then refills it in place and
+//! reuses its lists instead of allocating new ones. With [`MemStorage`],
+//! [`MemStorage::persist_from`] moves a batch's entries into storage instead of copying them.
+//!
 //! # From etcd/raft and raft-rs
 //!
 //! | etcd/raft (Go) | raft-rs (`raft` crate) | raft-core |

@@ -255,6 +255,25 @@ impl fmt::Display for JointConfig {
     }
 }
 
+/// The largest index acknowledged by a majority of a set of voters, given each voter's acked
+/// index in `acked` (in any order; it is sorted in place). An empty set gives `u64::MAX`, as
+/// [`MajorityConfig::committed_index`] does.
+///
+/// For callers that hold the acked indexes already (the tracker, when every member is a voter)
+/// and need no lookup by id.
+#[inline]
+pub fn committed_index_of(acked: &mut [u64]) -> u64 {
+    if acked.is_empty() {
+        return u64::MAX;
+    }
+    if acked.len() <= STACK_VOTERS_MAX {
+        insertion_sort(acked);
+    } else {
+        acked.sort_unstable();
+    }
+    majority_element(acked)
+}
+
 /// Sorts a short slice ascending in place; for at most [`STACK_VOTERS_MAX`] elements this beats
 /// the general sort and never allocates.
 #[inline]
@@ -293,6 +312,19 @@ mod tests {
     use super::*;
     use quickcheck::{Arbitrary, Gen, QuickCheck};
     use std::collections::BTreeMap;
+
+    #[test]
+    fn committed_index_of_matches_committed_index() {
+        fn prop(acks: Vec<u32>) -> bool {
+            let voters = MajorityConfig::new(1..=acks.len() as u64);
+            let acked = |id: u64| Some(u64::from(acks[id as usize - 1]));
+            let mut list: Vec<u64> = acks.iter().map(|&a| u64::from(a)).collect();
+            committed_index_of(&mut list) == voters.committed_index(acked)
+        }
+        QuickCheck::new()
+            .tests(500)
+            .quickcheck(prop as fn(Vec<u32>) -> bool);
+    }
 
     /// Voter ids drawn from a small space so that sets overlap and acks hit unknown ids.
     fn small_ids(raw: &[u8]) -> Vec<u64> {

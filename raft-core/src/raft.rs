@@ -813,6 +813,13 @@ impl<S: Storage> Raft<S> {
                   "term" => m.term, "vote" => self.vote, "up_to_date" => up_to_date);
             let mut r = self.msg(m.from, resp_kind);
             r.reject = true;
+            // Tell the candidate how far the log is known committed, with the term of that
+            // entry: a candidate holding the same entry may commit up to it (log matching).
+            // Without this, voters stuck in a joint configuration whose leave committed
+            // (the leader crashed before they learned it) could need the vote of a demoted
+            // node that refuses it and never campaigns (simulator seed 2765).
+            r.commit = self.log.committed;
+            r.log_term = self.log.term(self.log.committed).unwrap_or(0);
             self.send(r);
         }
     }
@@ -960,6 +967,15 @@ impl<S: Storage> Raft<S> {
                     MessageType::MsgVoteResp
                 };
                 if kind == expected {
+                    if m.reject
+                        && m.commit > self.log.committed
+                        && m.log_term != 0
+                        && self.log.term(m.commit).is_ok_and(|t| t == m.log_term)
+                    {
+                        // Our log holds the voter's committed entry: everything up to it is
+                        // committed here too.
+                        self.log.commit_to(m.commit);
+                    }
                     self.prs.record_vote(m.from, !m.reject);
                     self.poll();
                 }
@@ -1349,6 +1365,12 @@ impl<S: Storage> Raft<S> {
             return;
         }
         self.append_due = false;
+        if self.prs.is_only_member(self.id) {
+            // A lone node: nobody to send to.
+            self.commit_due = false;
+            self.empty_append_due.clear();
+            return;
+        }
         let commit_due = std::mem::take(&mut self.commit_due);
         let mut peers = std::mem::take(&mut self.peers_scratch);
         peers.clear();

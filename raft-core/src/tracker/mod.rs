@@ -29,7 +29,9 @@ pub use progress::{Progress, ProgressState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
+use crate::quorum::{
+    JointConfig, MajorityConfig, STACK_VOTERS_MAX, VoteResult, committed_index_of,
+};
 use crate::wire::ConfState;
 
 /// A cluster configuration as the tracker holds it.
@@ -233,6 +235,12 @@ impl ProgressTracker {
         self.progress.iter_mut().map(|(id, pr)| (*id, pr))
     }
 
+    /// Whether `id` is the only member (a lone node has no peer to replicate to).
+    #[inline]
+    pub fn is_only_member(&self, id: u64) -> bool {
+        matches!(self.progress.as_slice(), [(only, _)] if *only == id)
+    }
+
     /// Every member id, ascending (voters and learners).
     pub fn ids(&self) -> Vec<u64> {
         self.progress.iter().map(|(id, _)| *id).collect()
@@ -272,9 +280,19 @@ impl ProgressTracker {
     /// caller clamps it to its log.
     #[inline]
     pub fn committed(&self) -> u64 {
-        self.config
-            .voters
-            .committed_index(|id| self.get(id).map(|pr| pr.matched))
+        let voters = &self.config.voters;
+        let n = self.progress.len();
+        if !voters.is_joint() && voters.incoming.len() == n && n <= STACK_VOTERS_MAX {
+            // Not joint and as many voters as members: every member is a voter (invariant 1),
+            // so the matches are read off the list instead of looked up by id. The leader
+            // asks on every acknowledgement.
+            let mut acked = [0u64; STACK_VOTERS_MAX];
+            for (slot, (_, pr)) in acked.iter_mut().zip(&self.progress) {
+                *slot = pr.matched;
+            }
+            return committed_index_of(&mut acked[..n]);
+        }
+        voters.committed_index(|id| self.get(id).map(|pr| pr.matched))
     }
 
     /// Whether the voters marked `recent_active` form a quorum (of both halves while joint).
