@@ -8,16 +8,20 @@
 //! 1. `seq_done <= seq_issued`: completions never run ahead of the batches handed out.
 //! 2. Held messages are ordered by the batch sequence number they wait for.
 //! 3. A held message waits for a batch that is outstanding or is the next one to be issued.
+//! 4. `held` and `held_seq` have the same length: `held_seq[i]` is what `held[i]` waits for.
 
 use crate::wire::Message;
-use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// Messages safe to send, in generation order.
     pub ready: Vec<Message>,
-    /// Messages waiting for the persist batch with the given sequence number.
-    held: VecDeque<(u64, Message)>,
+    /// Messages waiting for a persist batch, oldest first. A plain list, so that when every
+    /// held message is released into an empty `ready` (the usual case: a follower's
+    /// acknowledgement of its last write) the two lists are swapped instead of copied.
+    held: Vec<Message>,
+    /// The sequence number of the persist batch each held message waits for.
+    held_seq: Vec<u64>,
     /// Sequence number of the last persist batch handed out.
     pub seq_issued: u64,
     /// Sequence number of the last persist batch reported durable.
@@ -33,10 +37,11 @@ impl Outbox {
             "held for a live batch"
         );
         debug_assert!(
-            self.held.back().is_none_or(|(s, _)| *s <= seq),
+            self.held_seq.last().is_none_or(|s| *s <= seq),
             "held in batch order"
         );
-        self.held.push_back((seq, m));
+        self.held.push(m);
+        self.held_seq.push(seq);
     }
 
     /// Records batch `seq` durable and releases what waited for it.
@@ -60,7 +65,7 @@ impl Outbox {
     #[inline]
     pub fn retarget_unissued(&mut self) {
         let issued = self.seq_issued;
-        for (s, _) in self.held.iter_mut() {
+        for s in &mut self.held_seq {
             if *s > issued {
                 *s = issued;
             }
@@ -71,11 +76,17 @@ impl Outbox {
     /// Moves the held messages waiting for batch `seq` or earlier to `ready`, in order.
     #[inline]
     fn release_up_to(&mut self, seq: u64) {
-        let n = self.held.iter().take_while(|(s, _)| *s <= seq).count();
-        if n > 0 {
-            // One move per message, straight from the queue into the list.
-            self.ready.extend(self.held.drain(..n).map(|(_, m)| m));
+        let n = self.held_seq.partition_point(|s| *s <= seq);
+        if n == 0 {
+            return;
         }
+        if n == self.held.len() && self.ready.is_empty() {
+            // All of them, and nothing else to send: the held list becomes the ready one.
+            std::mem::swap(&mut self.ready, &mut self.held);
+        } else {
+            self.ready.extend(self.held.drain(..n));
+        }
+        self.held_seq.drain(..n);
     }
 
     pub fn held_len(&self) -> usize {
@@ -87,8 +98,13 @@ impl Outbox {
             self.seq_done <= self.seq_issued,
             "completions never run ahead of batches"
         );
+        assert_eq!(
+            self.held.len(),
+            self.held_seq.len(),
+            "every held message has a batch to wait for"
+        );
         let mut prev = 0;
-        for (s, _) in &self.held {
+        for s in &self.held_seq {
             assert!(*s >= prev, "held messages are in batch order");
             assert!(
                 *s > self.seq_done && *s <= self.seq_issued + 1,

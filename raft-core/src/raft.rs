@@ -1696,6 +1696,7 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Queues `m`, holding it until the state it vouches for is durable.
+    #[inline(always)]
     fn send(&mut self, mut m: Message) {
         debug_assert_ne!(m.to, self.id, "a node never messages itself");
         if matches!(
@@ -1721,10 +1722,7 @@ impl<S: Storage> Raft<S> {
     /// The persist batch that must be durable before a message vouching for the current log,
     /// term and vote may leave; `None` when all of that is durable already.
     fn vouched_state_seq(&self) -> Option<u64> {
-        let unhanded = self.log.has_next_unstable()
-            || self.term != self.handed_hs.term
-            || self.vote != self.handed_hs.vote;
-        if unhanded {
+        if self.has_unhanded_state() {
             Some(self.outbox.seq_issued + 1)
         } else if self.vouch_seq > self.outbox.seq_done {
             Some(self.vouch_seq)
@@ -1741,9 +1739,13 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// Whether there is state not yet handed out in a persist batch.
+    /// Whether there is state not yet handed out in a persist batch: entries, a snapshot, a
+    /// term or a vote. A new commit index alone is not: it is written with the next batch
+    /// that carries one of those (see [`crate::PersistBatch::hard_state`]).
     pub fn has_unhanded_state(&self) -> bool {
-        self.log.has_next_unstable() || self.hard_state() != self.handed_hs
+        self.log.has_next_unstable()
+            || self.term != self.handed_hs.term
+            || self.vote != self.handed_hs.vote
     }
 
     pub fn has_append_due(&self) -> bool {

@@ -174,6 +174,7 @@ impl<S: Storage> RawNode<S> {
     // ------------------------------------------------------------ output
 
     /// Whether `ready()` would return something to do.
+    #[inline]
     pub fn has_ready(&self) -> bool {
         let r = &self.raft;
         !r.outbox.ready.is_empty()
@@ -359,6 +360,7 @@ impl<S: Storage> RawNode<S> {
     /// # Panics
     /// If the token was minted by another node, or batches are reported out of order
     /// (each must follow the previous one handed out) — both are misuse of the contract.
+    #[inline]
     pub fn on_persisted(&mut self, done: Persisted) {
         assert_eq!(
             done.node, self.raft.id,
@@ -376,6 +378,7 @@ impl<S: Storage> RawNode<S> {
     ///
     /// # Panics
     /// If the token was minted by another node or batches are reported out of order.
+    #[inline]
     pub fn on_applied(&mut self, done: Applied) {
         assert_eq!(
             done.node, self.raft.id,

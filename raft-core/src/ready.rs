@@ -50,13 +50,20 @@ pub struct Ready {
 #[derive(Debug, PartialEq)]
 pub struct PersistBatch {
     /// The new hard state, if it changed since the previous batch.
+    ///
+    /// A change of the commit index alone does not make a batch: it rides along with the next
+    /// batch that has something else to write (entries, a snapshot, a new term or vote). The
+    /// durable commit index may therefore lag the applied one; that is safe, because the
+    /// commit index is only a hint for what to re-apply after a restart: a restarted node
+    /// takes `max(hard_state.commit, Config::applied)`, and entries above that are learned
+    /// committed again from the leader. This saves one write per commit on every node.
     pub hard_state: Option<HardState>,
     /// A snapshot received from the leader: replace the log with it (before `entries`).
     pub snapshot: Option<Snapshot>,
     /// Entries to write: truncate the log after `entries[0].index - 1`, then append these.
     pub entries: Vec<Entry>,
     /// Whether the write must be fsynced before it is reported durable (new entries, a new
-    /// term or a new vote). A batch that only advances the commit index need not be.
+    /// term or a new vote). The hard state alone, with only a new commit index, need not be.
     pub sync: bool,
     token: Persisted,
 }
