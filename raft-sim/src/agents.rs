@@ -269,9 +269,10 @@ impl World {
 
     /// The nodes the liveness phase leaves out with membership changes: at most
     /// `liveness_out` members of the latest configuration, chosen so that the nodes left
-    /// (running or restartable) hold a quorum of every configuration that is or may come into
-    /// use: the latest, the one each node applied, each one the changes in any node's log
-    /// after the latest lead to, and the exit of each joint one.
+    /// (running or restartable, and not about to be retired) hold a quorum of every
+    /// configuration that is or may come into use: the latest, the one each node applied,
+    /// each one the changes in any node's log after the latest lead to, and the exit of
+    /// each joint one.
     pub(crate) fn choose_out(&mut self) -> Vec<usize> {
         let (at, latest) = self.checker.chain.latest();
         let latest = latest.clone();
@@ -322,9 +323,15 @@ impl World {
                 break;
             }
             out.push(c);
+            // A removed node whose end is already scheduled does not stay either: counting it
+            // let the liveness phase cut off a joint configuration's last outgoing quorum (the
+            // fuzz regression `regression-retiring-node-counted-as-staying`).
             let stays = |id: u64| {
                 let i = id as usize - 1;
-                i < self.nodes.len() && self.nodes[i].life == Life::Started && !out.contains(&i)
+                i < self.nodes.len()
+                    && self.nodes[i].life == Life::Started
+                    && !self.retiring[i]
+                    && !out.contains(&i)
             };
             if !confs.iter().all(|conf| conf_chain::has_quorum(conf, stays)) {
                 out.pop();

@@ -41,6 +41,15 @@ pub enum Reply {
     Lost,
 }
 
+/// How a client chose the node of an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A leader hint: a redirect, or the hint the client remembered.
+    Hint,
+    /// Anything else: the first pick, the next node round the ring, the same node again.
+    Other,
+}
+
 /// The operation a client is waiting for.
 #[derive(Clone, Copy, Debug)]
 pub struct InFlight {
@@ -50,6 +59,8 @@ pub struct InFlight {
     pub attempt: u32,
     /// The node of the current attempt.
     pub node: u64,
+    /// How the client chose it.
+    pub route: Route,
     /// Its record in the history.
     pub history_index: usize,
 }
@@ -70,6 +81,13 @@ pub struct Client {
     /// The last node that refused its operation: a stale redirect back to it is not
     /// followed (two cut-off nodes could otherwise bounce a client between them forever).
     pub refused_by: Option<u64>,
+    /// Nodes a leader hint led its operation to that then knew no leader or did not answer
+    /// (cleared by an answer; at most one entry per node): a hint to one of them is not
+    /// followed; the client goes round the ring instead, which still reaches them. (A cut-off
+    /// node whose stale hint names a crashed or removed leader just before it in the ring
+    /// could otherwise bounce a client between the two forever: the fuzz regression
+    /// `regression-stale-hint-ping-pong`.)
+    pub dead_ends: Vec<u64>,
     /// The last value it saw per key (for compare-and-set arguments).
     seen: Vec<Option<u64>>,
     /// Whether it may start new operations (off in the liveness phase).
@@ -88,6 +106,7 @@ impl Client {
             in_flight: None,
             leader_hint: None,
             refused_by: None,
+            dead_ends: Vec::new(),
             seen: vec![None; usize::from(keys)],
             issuing: true,
             acked_log_seq: 0,
@@ -139,6 +158,19 @@ impl Client {
         rng.pick(nodes)
     }
 
+    /// Records that a hint led the operation in flight to `node`, which knew no leader or did
+    /// not answer.
+    pub fn mark_dead_end(&mut self, node: u64) {
+        if !self.dead_ends.contains(&node) {
+            self.dead_ends.push(node);
+        }
+    }
+
+    /// Whether a hint to `node` is not to be followed (see `dead_ends`).
+    pub fn is_dead_end(&self, node: u64) -> bool {
+        self.dead_ends.contains(&node)
+    }
+
     /// Records the answer to the operation in flight; returns it for the history.
     pub fn complete(&mut self, result: OpResult) -> InFlight {
         let f = self
@@ -146,6 +178,7 @@ impl Client {
             .take()
             .expect("an answer for an operation in flight");
         self.acked_log_seq = self.acked_log_seq.max(f.op.log_seq);
+        self.dead_ends.clear();
         let key = usize::from(f.op.key);
         match (f.op.kind, result) {
             (OpKind::Put { value }, _) => self.seen[key] = Some(value),

@@ -63,6 +63,8 @@ pub mod checker;
 pub mod client;
 pub mod conf_chain;
 pub mod disk;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kv;
 pub mod linearizability;
 mod nemesis;
@@ -241,9 +243,15 @@ fn install_panic_hook() {
 
 /// Runs seed `seed`.
 pub fn run(seed: u64, settings: &Settings) -> RunReport {
-    install_panic_hook();
     let mut rng = rng::SimRng::new(seed);
-    let mut options = Options::draw(&mut rng);
+    let options = draw_options(&mut rng, settings);
+    let w = world::World::new(options.clone(), rng, settings.trace);
+    run_world(seed, options, settings.profile, w)
+}
+
+/// Draws a run's options from its stream, with the planted bugs and profile of `settings`.
+pub(crate) fn draw_options(rng: &mut rng::SimRng, settings: &Settings) -> Options {
+    let mut options = Options::draw(rng);
     options.bugs = settings.bugs;
     match settings.profile {
         Profile::Swarm => {}
@@ -252,7 +260,19 @@ pub fn run(seed: u64, settings: &Settings) -> RunReport {
         Profile::LeaseSkew => options.apply_lease_skew_profile(),
         Profile::Agents => options.apply_agents_profile(),
     }
-    let mut w = world::World::new(options.clone(), rng, settings.trace);
+    options
+}
+
+/// Runs a built world to its end and reports on it; a panic inside the run (raft-core's
+/// assertions, the driver's checks) becomes a `CorePanic` violation. `seed` and `profile` are
+/// only reported; `options` are the ones `w` was built with.
+pub(crate) fn run_world(
+    seed: u64,
+    options: Options,
+    profile: Profile,
+    mut w: world::World,
+) -> RunReport {
+    install_panic_hook();
     PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| w.run()));
     let captured = PANIC_SLOT.with(|s| s.borrow_mut().take()).flatten();
@@ -290,7 +310,7 @@ pub fn run(seed: u64, settings: &Settings) -> RunReport {
         agents: w.stats,
         configurations: w.checker.chain.len(),
         options,
-        profile: settings.profile,
+        profile,
         trace: std::mem::replace(&mut w.trace, trace::Trace::new(false)).into_text(),
     }
 }

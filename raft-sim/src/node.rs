@@ -316,7 +316,7 @@ impl SimNode {
         let kv = Kv::decode(&snap.data, self.keys, self.clients)?;
         let mut cfg = self.config.clone();
         // Each incarnation draws its own election-timer seed, as a restarted process would.
-        cfg.seed = Some(rng.next_u64());
+        cfg.seed = Some(rng.next_seed());
         cfg.applied = snap.index();
         let raw = RawNode::new(&cfg, durable.clone(), &self.logger).map_err(|e| e.to_string())?;
         self.applied = snap.index();

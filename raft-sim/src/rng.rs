@@ -5,13 +5,26 @@
 //! client choices, the nodes' own election-timer seeds) comes from this stream in event
 //! order, so a seed names one run bit for bit.
 //!
+//! Byte mode ([`SimRng::from_bytes`], for the `simulation` fuzz target, see
+//! [`crate::fuzzing`]): the words are read from the fuzzer's input first, eight bytes each,
+//! big-endian (so the first byte of a word decides a small choice, and a short last chunk is
+//! padded with low zero bytes); once the input is used up, the words come from a ChaCha8
+//! stream seeded with a hash of the input. The fuzzer then steers the options and the first
+//! events of a run, and the rest of the run still sees varied, never constant, words.
+//!
 //! Invariants:
-//! 1. Only `next_u64` touches the generator; ranges, ratios, picks and shuffles are built on it
-//!    here, with rejection sampling, so an upgrade of `rand_*` that changes their helper
-//!    algorithms cannot change what a seed means. (A change of the ChaCha stream itself would;
+//! 1. Only `next_u64` and `next_seed` touch the generator; ranges, ratios, picks and shuffles
+//!    are built on `next_u64` here, with rejection sampling, so an upgrade of `rand_*` that
+//!    changes their helper algorithms cannot change what a seed means. (A change of the ChaCha stream itself would;
 //!    `golden_stream_for_seed_42` pins it.)
 //! 2. No helper draws a variable number of words except `below`'s rejection loop, whose
-//!    rejection probability is below 2^-32 for the bounds the simulator uses.
+//!    rejection probability is below 2^-32 for the bounds the simulator uses. In byte mode the
+//!    input may force rejections, but each consumes input, and the stream after it is a ChaCha
+//!    stream, not a constant one that could reject forever.
+//! 3. Seeded mode reads nothing but its ChaCha stream: byte mode is a separate constructor,
+//!    and a seed's words are the same as before byte mode existed (`next_seed` included).
+//! 4. In byte mode, seeds of other generators (`next_seed`) come from the fallback stream
+//!    only, so two nodes never share an election-timer seed however the input is chosen.
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -20,6 +33,16 @@ use rand_core::{Rng, SeedableRng};
 #[derive(Clone, Debug)]
 pub struct SimRng {
     inner: ChaCha8Rng,
+    /// Byte mode: the part of the input not read yet. `Some` only while bytes remain, so the
+    /// seeded mode and an exhausted input pay one untaken branch per word.
+    script: Option<Script>,
+}
+
+/// The unread input of byte mode.
+#[derive(Clone, Debug)]
+struct Script {
+    data: Box<[u8]>,
+    pos: usize,
 }
 
 /// Parts per million: the unit of every probability in the options.
@@ -30,12 +53,69 @@ impl SimRng {
     pub fn new(seed: u64) -> SimRng {
         SimRng {
             inner: ChaCha8Rng::seed_from_u64(seed),
+            script: None,
         }
     }
 
+    /// Byte mode: the words of `data` (eight bytes each, big-endian, the last chunk padded
+    /// with zeros), then the ChaCha8 stream of [`SimRng::fallback_seed`]`(data)`.
+    pub fn from_bytes(data: &[u8]) -> SimRng {
+        SimRng {
+            inner: ChaCha8Rng::seed_from_u64(SimRng::fallback_seed(data)),
+            script: (!data.is_empty()).then(|| Script {
+                data: data.into(),
+                pos: 0,
+            }),
+        }
+    }
+
+    /// The seed of the stream byte mode falls back to once `data` is used up: FNV-1a of the
+    /// bytes, so inputs that differ anywhere (trailing zeros included) go on differently.
+    pub fn fallback_seed(data: &[u8]) -> u64 {
+        data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// Input bytes byte mode has not read yet (0 in seeded mode).
+    pub fn bytes_left(&self) -> usize {
+        self.script.as_ref().map_or(0, |s| s.data.len() - s.pos)
+    }
+
     /// The next raw 64-bit word.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
+        if self.script.is_some() {
+            return self.next_scripted();
+        }
         self.inner.next_u64()
+    }
+
+    /// A seed for another generator (a node's election timer). In seeded mode this is the next
+    /// word, as `next_u64` would give. In byte mode it comes from the fallback stream, never
+    /// from the input: Raft's liveness rests on the nodes' timeouts being independent, and an
+    /// input that gives two nodes one seed makes them time out together and split every vote
+    /// forever, which is no bug (the fuzz regression `regression-equal-timer-seeds`).
+    pub fn next_seed(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+
+    /// The next word of byte mode's input; drops the script once it is used up.
+    fn next_scripted(&mut self) -> u64 {
+        let s = self
+            .script
+            .as_mut()
+            .expect("next_scripted is called in byte mode only");
+        let rest = &s.data[s.pos..];
+        assert!(!rest.is_empty(), "a script is dropped once it is used up");
+        let n = rest.len().min(8);
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(&rest[..n]);
+        s.pos += n;
+        if s.pos == s.data.len() {
+            self.script = None;
+        }
+        u64::from_be_bytes(word)
     }
 
     /// Uniform in `[0, n)`.
@@ -181,6 +261,76 @@ mod tests {
         let mut sorted = xs.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn byte_mode_reads_the_input_big_endian_then_falls_back() {
+        let mut r = SimRng::from_bytes(&[1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xee]);
+        assert_eq!(r.next_u64(), 0x0102_0304_0506_0708);
+        assert_eq!(r.bytes_left(), 2);
+        assert_eq!(
+            r.next_u64(),
+            0xffee_0000_0000_0000,
+            "a short chunk is padded low"
+        );
+        assert_eq!(r.bytes_left(), 0);
+        let mut fallback =
+            SimRng::new(SimRng::fallback_seed(&[1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xee]));
+        let after: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
+        let want: Vec<u64> = (0..4).map(|_| fallback.next_u64()).collect();
+        assert_eq!(after, want);
+    }
+
+    #[test]
+    fn byte_mode_is_deterministic_and_depends_on_every_byte() {
+        let draw = |data: &[u8]| {
+            let mut r = SimRng::from_bytes(data);
+            (0..40).map(|_| r.range(0, 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(b"raft"), draw(b"raft"));
+        assert_ne!(
+            draw(b"raft"),
+            draw(b"raft\0"),
+            "trailing zeros change the fallback"
+        );
+        assert_ne!(draw(b""), draw(b"\0"));
+    }
+
+    /// A constant input must not make `below`'s rejection loop spin: zeros are rejected by
+    /// every bound that is not a power of two, and the fallback stream ends the run of them.
+    #[test]
+    fn exhausted_or_constant_input_never_spins() {
+        let mut r = SimRng::from_bytes(&[0; 64]);
+        for _ in 0..1000 {
+            assert!(r.below(1_000_000) < 1_000_000);
+            assert!(r.below(3) < 3);
+        }
+        let mut r = SimRng::from_bytes(&[]);
+        assert_eq!(r.bytes_left(), 0);
+        let words: Vec<u64> = (0..8).map(|_| r.next_u64()).collect();
+        assert!(words.windows(2).any(|w| w[0] != w[1]), "{words:?}");
+    }
+
+    #[test]
+    fn seeded_mode_reads_no_script_and_seeds_are_words() {
+        let r = SimRng::new(42);
+        assert_eq!(r.bytes_left(), 0);
+        assert!(r.script.is_none());
+        let (mut a, mut b) = (SimRng::new(42), SimRng::new(42));
+        assert_eq!(a.next_seed(), b.next_u64());
+        assert_eq!(a.next_u64(), b.next_u64());
+    }
+
+    #[test]
+    fn byte_mode_seeds_come_from_the_fallback_stream() {
+        let data = [0xc8; 64];
+        let mut r = SimRng::from_bytes(&data);
+        let mut fallback = SimRng::new(SimRng::fallback_seed(&data));
+        let seeds = [r.next_seed(), r.next_seed()];
+        assert_eq!(seeds, [fallback.next_u64(), fallback.next_u64()]);
+        assert_ne!(seeds[0], seeds[1]);
+        assert_eq!(r.bytes_left(), 64, "a seed reads no input");
+        assert_eq!(r.next_u64(), 0xc8c8_c8c8_c8c8_c8c8);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //!    comparing the incarnation or epoch they carry.
 
 use crate::checker::{Checker, Property, Violation};
-use crate::client::{Client, InFlight, Reply, history_record};
+use crate::client::{Client, InFlight, Reply, Route, history_record};
 use crate::kv::Op;
 use crate::linearizability::{self, HistoryOp};
 use crate::net::{Arrival, CopyKind, Delivery, Net, NetStats, Report};
@@ -254,6 +254,9 @@ pub struct World {
     pub(crate) faults: FaultStats,
     pub(crate) stats: AgentStats,
     pub(crate) events: u64,
+    /// The run stops after this many events (the fuzz target's bound; `u64::MAX` otherwise),
+    /// and the end-of-run checks run on what happened until then.
+    pub(crate) events_max: u64,
     /// Node ids clients may contact: started and not retired.
     pub(crate) contacts: Vec<u64>,
     /// Nodes the liveness phase leaves out (crashed or cut off).
@@ -326,6 +329,7 @@ impl World {
             faults: FaultStats::default(),
             stats: AgentStats::default(),
             events: 0,
+            events_max: u64::MAX,
             contacts,
             out: Vec::new(),
             retiring: vec![false; n],
@@ -378,7 +382,8 @@ impl World {
         });
     }
 
-    /// Runs events until the run converges, a property breaks, or the queue runs dry.
+    /// Runs events until the run converges, a property breaks, the queue runs dry, or
+    /// `events_max` events have run.
     pub fn run(&mut self) {
         let hard_end_us = self.opts.safety_us + (LIVENESS_CONVERGE_TIMEOUTS_MAX + 10) * ELECTION_US;
         while let Some(q) = self.queue.pop() {
@@ -401,7 +406,10 @@ impl World {
             self.dispatch(ev);
             let now = self.now_us;
             self.checker.check_new_commits(&self.nodes, now);
-            if self.checker.violation().is_some() || matches!(self.phase, Phase::Done { .. }) {
+            if self.checker.violation().is_some()
+                || matches!(self.phase, Phase::Done { .. })
+                || self.events >= self.events_max
+            {
                 break;
             }
         }
@@ -480,16 +488,21 @@ impl World {
             } => {
                 if let Some(f) = self.in_flight(client, seq, attempt) {
                     // Try the leader hint, else the next node round the ring: within
-                    // `nodes` timeouts every node has been asked.
+                    // `nodes` timeouts every node has been asked (a hint is not followed to a
+                    // node a hint already led to in vain, see `Client::dead_ends`).
                     let c = &mut self.clients[client as usize];
+                    if f.route == Route::Hint {
+                        c.mark_dead_end(f.node);
+                    }
                     if c.leader_hint == Some(f.node) {
                         c.leader_hint = None;
                     }
-                    let next = match c.leader_hint {
-                        Some(h) => h,
-                        None => self.next_contact(f.node),
+                    let hint = c.leader_hint.filter(|&h| !c.is_dead_end(h));
+                    let (next, route) = match hint {
+                        Some(h) => (h, Route::Hint),
+                        None => (self.next_contact(f.node), Route::Other),
                     };
-                    self.client_attempt(client, next);
+                    self.client_attempt(client, next, route);
                 }
             }
             Ev::ClientRetry {
@@ -500,7 +513,7 @@ impl World {
             } => {
                 if let Some(f) = self.in_flight(client, seq, attempt) {
                     let next = node.unwrap_or_else(|| self.next_contact(f.node));
-                    self.client_attempt(client, next);
+                    self.client_attempt(client, next, Route::Other);
                 }
             }
             Ev::Unreachable { node, epoch, peer } => {
@@ -745,6 +758,7 @@ impl World {
             op,
             attempt: 0,
             node,
+            route: Route::Other,
             history_index,
         });
         self.trace.mix(u64::from(client) << 32 | u64::from(op.seq));
@@ -755,11 +769,11 @@ impl World {
                 op.seq, op.kind, op.key
             )
         });
-        self.client_attempt(client, node);
+        self.client_attempt(client, node, Route::Other);
     }
 
-    /// Starts the next attempt of `client`'s operation at `node`.
-    fn client_attempt(&mut self, client: u32, node: u64) {
+    /// Starts the next attempt of `client`'s operation at `node`, chosen by `route`.
+    fn client_attempt(&mut self, client: u32, node: u64, route: Route) {
         let c = &mut self.clients[client as usize];
         let f = c
             .in_flight
@@ -767,6 +781,7 @@ impl World {
             .expect("an attempt of an operation in flight");
         f.attempt += 1;
         f.node = node;
+        f.route = route;
         let (op, attempt) = (f.op, f.attempt);
         if !self.rng.chance(self.opts.client_loss_ppm) {
             let d = self.rng.range(CLIENT_DELAY_US.0, CLIENT_DELAY_US.1);
@@ -821,13 +836,20 @@ impl World {
             }
             _ if attempt != f.attempt => {}
             Reply::Redirect(hint) => {
-                self.clients[client as usize].leader_hint = hint;
-                let refused_by = self.clients[client as usize].refused_by;
+                let c = &mut self.clients[client as usize];
+                c.leader_hint = hint;
+                let refused_by = c.refused_by;
+                let followed = hint.filter(|&h| h != f.node);
+                // A hint back to a node that refused, or to a dead end, is stale: go round
+                // the ring from here instead.
+                let stale = followed.is_some_and(|h| Some(h) == refused_by || c.is_dead_end(h));
+                if f.route == Route::Hint && followed.is_none() {
+                    // A hint led here and this node knows no leader: a dead end.
+                    c.mark_dead_end(f.node);
+                }
                 match hint {
-                    Some(h) if h != f.node && Some(h) != refused_by => {
-                        self.client_attempt(client, h)
-                    }
-                    Some(h) if Some(h) == refused_by => {
+                    Some(h) if h != f.node && !stale => self.client_attempt(client, h, Route::Hint),
+                    Some(h) if Some(h) == refused_by || stale => {
                         let next = self.next_contact(f.node);
                         self.client_backoff(client, f, Some(next));
                     }
@@ -847,7 +869,7 @@ impl World {
             }
             // A leadership transfer is under way: the same node redirects once it is over.
             Reply::Busy => self.client_backoff(client, f, Some(f.node)),
-            Reply::Lost => self.client_attempt(client, f.node),
+            Reply::Lost => self.client_attempt(client, f.node, Route::Other),
         }
     }
 
