@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use raft_benches::ours::core_three_nodes;
+use raft_benches::ours::{PayloadAlloc, core_three_nodes};
 use raft_benches::rraft::raft_rs_three_nodes;
 
 const ENTRIES: u64 = 100_000;
@@ -19,8 +19,12 @@ fn w3_three_nodes(c: &mut Criterion) {
 
     group.bench_function("raft-core", |b| {
         b.iter(|| {
-            let applied =
-                core_three_nodes(black_box(ENTRIES), black_box(PAYLOAD_LEN), black_box(BATCH));
+            let applied = core_three_nodes(
+                black_box(ENTRIES),
+                black_box(PAYLOAD_LEN),
+                black_box(BATCH),
+                PayloadAlloc::Arena,
+            );
             assert_eq!(applied, ENTRIES);
             applied
         })

@@ -7,7 +7,12 @@ fn main() {
     let n = if which == "rs" {
         raft_benches::rraft::raft_rs_three_nodes(100_000, 128, batch)
     } else {
-        raft_benches::ours::core_three_nodes(100_000, 128, batch)
+        raft_benches::ours::core_three_nodes(
+            100_000,
+            128,
+            batch,
+            raft_benches::ours::PayloadAlloc::Arena,
+        )
     };
     println!("{which} applied {n}");
 }
