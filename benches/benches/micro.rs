@@ -8,7 +8,8 @@
 //! - `follower_step_append`: a follower of a three-node group steps one append with one
 //!   128-byte entry at its next index (committing the previous one), persists it to memory,
 //!   applies the committed entry and produces its response.
-//! - `leader_status`: `status()` on the leader of a three-node group. raft-rs's `Status`
+//! - `leader_status`: `status()` on the leader of a three-node group, and raft-core's
+//!   `status_into`, which refills a kept `Status` without allocating. raft-rs's `Status`
 //!   borrows the leader's progress tracker instead of copying it; `raft-rs copy` also copies
 //!   the per-peer fields raft-core's `Status` holds into a `Vec`, for a like-for-like figure.
 
@@ -78,6 +79,13 @@ fn leader_status(c: &mut Criterion) {
 
     let rc = ours::leader_of_three();
     group.bench_function("raft-core", |b| b.iter(|| black_box(&rc).status()));
+    let mut reused = rc.status();
+    group.bench_function("raft-core status_into", |b| {
+        b.iter(|| {
+            black_box(&rc).status_into(&mut reused);
+            black_box(reused.progress.len())
+        })
+    });
 
     let rr = rraft::leader_of_three();
     group.bench_function("raft-rs", |b| b.iter(|| black_box(&rr).status()));

@@ -459,13 +459,31 @@ impl<S: Storage> RawNode<S> {
         self.raft.log.store_mut()
     }
 
-    /// Role, term, indexes and (on a leader) every peer's progress.
+    /// Role, term, indexes and (on a leader) every peer's progress. Allocates the progress
+    /// list; [`RawNode::status_into`] refills one instead.
     pub fn status(&self) -> Status {
+        let mut status = Status::default();
+        self.status_into(&mut status);
+        status
+    }
+
+    /// Overwrites `status` with what [`RawNode::status`] returns, reusing its progress
+    /// list: a monitor that polls a leader keeps one `Status` and allocates nothing.
+    pub fn status_into(&self, status: &mut Status) {
         let r = &self.raft;
-        let progress = if r.role == Role::Leader {
-            r.prs
-                .iter()
-                .map(|(id, pr)| PeerStatus {
+        status.id = r.id;
+        status.role = r.role;
+        status.term = r.term;
+        status.vote = r.vote;
+        status.leader = self.leader();
+        status.commit = r.log.committed;
+        status.applied = r.log.applied;
+        status.last_index = r.log.last_index();
+        status.progress.clear();
+        if r.role == Role::Leader {
+            status
+                .progress
+                .extend(r.prs.iter().map(|(id, pr)| PeerStatus {
                     id,
                     matched: pr.matched,
                     next: pr.next_idx,
@@ -474,21 +492,7 @@ impl<S: Storage> RawNode<S> {
                     inflight_msgs: pr.inflights.count(),
                     recent_active: pr.recent_active,
                     is_learner: pr.is_learner,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Status {
-            id: r.id,
-            role: r.role,
-            term: r.term,
-            vote: r.vote,
-            leader: self.leader(),
-            commit: r.log.committed,
-            applied: r.log.applied,
-            last_index: r.log.last_index(),
-            progress,
+                }));
         }
     }
 
@@ -677,6 +681,38 @@ mod tests {
     /// The two ways of taking a Ready (a new one each time, or one reused with its batches
     /// refilled in place) must hand out the same things, through elections, lost messages,
     /// flow control and snapshots to lagging peers.
+    #[test]
+    fn status_into_refills_what_status_returns_without_reallocating() {
+        let mut c = Cluster::new(true);
+        c.nodes[0].campaign().expect("a voter campaigns");
+        let mut sched = Schedule(7);
+        let mut kept: Vec<Status> = c.nodes.iter().map(|n| n.status()).collect();
+        let mut leader_seen = false;
+        for round in 0..400 {
+            let mut trace = Vec::new();
+            c.step(&mut sched, &mut trace);
+            for (node, status) in c.nodes.iter().zip(&mut kept) {
+                let before = (status.progress.as_ptr(), status.progress.capacity());
+                node.status_into(status);
+                assert_eq!(*status, node.status(), "round {round}");
+                if status.role == Role::Leader {
+                    leader_seen = true;
+                    assert_eq!(status.progress.len(), 3, "a leader reports every voter");
+                    if before.1 >= 3 {
+                        assert_eq!(
+                            (status.progress.as_ptr(), status.progress.capacity()),
+                            before,
+                            "round {round}: the kept progress list was reused"
+                        );
+                    }
+                } else {
+                    assert!(status.progress.is_empty(), "only a leader reports progress");
+                }
+            }
+        }
+        assert!(leader_seen, "the schedule elects a leader");
+    }
+
     #[test]
     fn ready_into_with_reused_readies_hands_out_what_ready_would() {
         let mut snapshots = 0;

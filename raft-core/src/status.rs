@@ -27,7 +27,9 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// What a node knows about itself; built by [`crate::RawNode::status`].
+/// What a node knows about itself; built by [`crate::RawNode::status`] or refilled by
+/// [`crate::RawNode::status_into`]. The default is an empty status of node 0 (a follower),
+/// only meant to be refilled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     /// This node's id.
@@ -48,6 +50,22 @@ pub struct Status {
     pub last_index: u64,
     /// On a leader, every tracked node (itself included) in id order; empty otherwise.
     pub progress: Vec<PeerStatus>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            id: 0,
+            role: Role::Follower,
+            term: 0,
+            vote: 0,
+            leader: None,
+            commit: 0,
+            applied: 0,
+            last_index: 0,
+            progress: Vec::new(),
+        }
+    }
 }
 
 /// A leader's view of one peer's replication.
