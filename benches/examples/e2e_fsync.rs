@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next();
+        let shown = value.clone().unwrap_or_else(|| "nothing".into());
         let ok = match arg.as_str() {
             "--seconds" => value
                 .and_then(|v| v.parse().ok())
@@ -52,7 +53,10 @@ fn main() -> ExitCode {
             _ => None,
         };
         if ok.is_none() {
-            eprintln!("usage: e2e_fsync [--seconds S] [--max-entries N]");
+            eprintln!(
+                "{arg} {shown}: not an option with a positive value\n\
+                 usage: e2e_fsync [--seconds S] [--max-entries N]"
+            );
             return ExitCode::FAILURE;
         }
     }

@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-fn run_corpus(target: &str, body: fn(&[u8])) {
+/// Runs `body` over the files of the `target` corpus whose position in name order is
+/// `shard` modulo `shards`: the corpus is split over several tests so that they run in
+/// parallel.
+fn run_corpus(target: &str, shard: usize, shards: usize, body: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/corpus")
         .join(target);
@@ -15,7 +18,7 @@ fn run_corpus(target: &str, body: fn(&[u8])) {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "the {target} corpus is empty");
-    for f in &files {
+    for f in files.iter().skip(shard).step_by(shards) {
         let data = std::fs::read(f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
         // Shown only if the test fails: the last file named is the failing input.
         println!("{}", f.display());
@@ -24,8 +27,13 @@ fn run_corpus(target: &str, body: fn(&[u8])) {
 }
 
 #[test]
-fn simulation_corpus() {
-    run_corpus("simulation", raft_sim::fuzzing::simulation);
+fn simulation_corpus_shard_0_of_2() {
+    run_corpus("simulation", 0, 2, raft_sim::fuzzing::simulation);
+}
+
+#[test]
+fn simulation_corpus_shard_1_of_2() {
+    run_corpus("simulation", 1, 2, raft_sim::fuzzing::simulation);
 }
 
 /// Replays one named regression input of the `simulation` corpus and returns its report.

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next();
+        let shown = value.clone().unwrap_or_else(|| "nothing".into());
         let ok = match arg.as_str() {
             "--lib" => value.as_deref().and_then(Lib::parse).map(|l| lib = Some(l)),
             "--batch" => value
@@ -33,11 +34,14 @@ fn main() -> ExitCode {
             _ => None,
         };
         if ok.is_none() {
-            return usage();
+            return usage(&format!(
+                "{arg} {shown}: not an option with a valid value (--lib takes raft-core or \
+                 raft-rs; --batch and --entries a positive count)"
+            ));
         }
     }
     let Some(lib) = lib else {
-        return usage();
+        return usage("--lib is required");
     };
     if proc_status_kib("VmRSS").is_none() {
         eprintln!("w6_memory reads /proc/self/status: Linux only");
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: w6_memory --lib raft-core|raft-rs [--batch N] [--entries N]");
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("{problem}\nusage: w6_memory --lib raft-core|raft-rs [--batch N] [--entries N]");
     ExitCode::FAILURE
 }
