@@ -69,11 +69,17 @@ pub(crate) fn new_node(id: u64, voters: &[u64]) -> RawNode<MemStorage> {
 /// are reused rather than reallocated and the `Ready` (several hundred bytes) is not copied
 /// out on every call; it is destructured by reference for the same reason. The storage
 /// takes the entries with `persist_from` (a move) rather than `persist` (a copy).
+///
+/// Each persist batch is written to storage when handed out. Without `pipeline` it is
+/// reported durable at once (W1–W4); with one, its completion goes through the node's
+/// [`WriteQueue`], tagged with the round, and is reported later (W5, protocol in the crate
+/// docs).
 fn handle_ready(
     node: &mut RawNode<MemStorage>,
     rd: &mut Ready,
     out: &mut Vec<Message>,
     app: &mut Applier,
+    mut pipeline: Option<(&mut WriteQueue<Persisted>, u64)>,
 ) -> bool {
     let mut progressed = false;
     while node.has_ready() {
@@ -90,7 +96,13 @@ fn handle_ready(
             node.storage_mut()
                 .persist_from(batch)
                 .expect("in-memory write");
-            node.on_persisted(batch.durable());
+            let done = batch.durable();
+            match &mut pipeline {
+                None => node.on_persisted(done),
+                Some((writes, round)) => {
+                    writes.push(done, batch.sync, *round, |done| node.on_persisted(done));
+                }
+            }
         }
         if let Some(batch) = apply {
             app.apply(&batch.entries, batch.last_index());
@@ -140,7 +152,7 @@ impl CoreSingle {
         let mut sink = Vec::new();
         while node.role() != Role::Leader || app.applied_index < node.last_index() {
             assert!(
-                handle_ready(&mut node, &mut rd, &mut sink, &mut app),
+                handle_ready(&mut node, &mut rd, &mut sink, &mut app, None),
                 "single node stuck"
             );
         }
@@ -162,7 +174,13 @@ impl CoreSingle {
             .expect("leader accepts");
         while self.app.applied_index < id.index {
             assert!(
-                handle_ready(&mut self.node, &mut self.rd, &mut self.sink, &mut self.app),
+                handle_ready(
+                    &mut self.node,
+                    &mut self.rd,
+                    &mut self.sink,
+                    &mut self.app,
+                    None
+                ),
                 "stuck"
             );
         }
@@ -187,7 +205,13 @@ impl CoreSingle {
         }
         while self.app.applied_index < last_index {
             assert!(
-                handle_ready(&mut self.node, &mut self.rd, &mut self.sink, &mut self.app),
+                handle_ready(
+                    &mut self.node,
+                    &mut self.rd,
+                    &mut self.sink,
+                    &mut self.app,
+                    None
+                ),
                 "stuck"
             );
         }
@@ -297,7 +321,7 @@ impl ThreeNodes {
             let mut progressed = false;
             let nodes = self.nodes.iter_mut().zip(&mut self.readies);
             for ((node, rd), app) in nodes.zip(self.apps.iter_mut()) {
-                progressed |= handle_ready(node, rd, &mut self.queue, app);
+                progressed |= handle_ready(node, rd, &mut self.queue, app, None);
             }
             if !self.queue.is_empty() {
                 progressed = true;
@@ -369,43 +393,6 @@ pub fn core_three_nodes(
 // W5: W4 with pipelined persistence (protocol in the crate docs).
 // ---------------------------------------------------------------------------------------
 
-/// As [`handle_ready`], but each persist batch, written when handed out, is reported durable
-/// only later: its completion goes through the node's [`WriteQueue`], tagged with `round`
-/// (W5, protocol in the crate docs).
-fn handle_ready_pipelined(
-    node: &mut RawNode<MemStorage>,
-    rd: &mut Ready,
-    out: &mut Vec<Message>,
-    app: &mut Applier,
-    writes: &mut WriteQueue<Persisted>,
-    round: u64,
-) -> bool {
-    let mut progressed = false;
-    while node.has_ready() {
-        progressed = true;
-        node.ready_into(rd);
-        let Ready {
-            messages,
-            persist,
-            apply,
-            read_states: _,
-        } = rd;
-        out.append(messages);
-        if let Some(batch) = persist {
-            node.storage_mut()
-                .persist_from(batch)
-                .expect("in-memory write");
-            let done = batch.durable();
-            writes.push(done, batch.sync, round, |done| node.on_persisted(done));
-        }
-        if let Some(batch) = apply {
-            app.apply(&batch.entries, batch.last_index());
-            node.on_applied(batch.applied());
-        }
-    }
-    progressed
-}
-
 /// Three nodes whose persist batches complete `latency_rounds` rounds late (W5).
 struct PipelinedThree {
     c: ThreeNodes,
@@ -437,8 +424,7 @@ impl PipelinedThree {
             let mut progressed = false;
             let nodes = c.nodes.iter_mut().zip(&mut c.readies);
             for (((node, rd), app), writes) in nodes.zip(&mut c.apps).zip(&mut self.writes) {
-                progressed |=
-                    handle_ready_pipelined(node, rd, &mut c.queue, app, writes, self.round);
+                progressed |= handle_ready(node, rd, &mut c.queue, app, Some((writes, self.round)));
             }
             if !c.queue.is_empty() {
                 progressed = true;
@@ -619,7 +605,13 @@ impl CoreFollower {
             ..Message::default()
         };
         self.node.step(m).expect("append from the leader");
-        handle_ready(&mut self.node, &mut self.rd, &mut self.sink, &mut self.app);
+        handle_ready(
+            &mut self.node,
+            &mut self.rd,
+            &mut self.sink,
+            &mut self.app,
+            None,
+        );
         debug_assert_eq!(self.sink.len(), 1, "one append response");
         self.sink.clear();
         self.last_index = prev + 1;
