@@ -3,9 +3,10 @@
 //! Every `Ready` may hand out two `Vec<Entry>` (in the persist and the apply batch), a leader
 //! sends one in every append with entries, and a follower receives one in every append.
 //! Allocating each anew is most of the allocator traffic of a busy node. When the driver
-//! passes a handled `Ready` back to `RawNode::ready_into`, and when a follower has moved the
-//! entries of an append into its log, the emptied lists are kept here and filled again for
-//! the next batch or append.
+//! passes a handled `Ready` back to `RawNode::ready_into` (its batches, and the messages it
+//! sent by reference and left there), and when a follower has moved the entries of an append
+//! into its log, the emptied lists are kept here and filled again for the next batch or
+//! append.
 //!
 //! Invariants:
 //! 1. Every kept list is empty.
@@ -14,9 +15,10 @@
 
 use crate::wire::Entry;
 
-/// The most entry lists kept: enough for the persist and apply batch of a `Ready` and the
-/// append a follower received or a leader sends.
-pub(crate) const ENTRY_LISTS_MAX: usize = 4;
+/// The most entry lists kept: enough for the persist and apply batch of a `Ready` and one
+/// append to each peer of a seven-voter group (lists of appends come back when a driver
+/// leaves sent messages in the `Ready` it passes to `ready_into`).
+pub(crate) const ENTRY_LISTS_MAX: usize = 8;
 
 /// Lists with more capacity than this are released, not kept.
 pub(crate) const ENTRIES_CAPACITY_MAX: usize = 1024;
@@ -46,6 +48,12 @@ impl Buffers {
         }
         list.clear();
         self.entry_lists.push(list);
+    }
+
+    /// Whether a kept list has its storage at `ptr`.
+    #[cfg(test)]
+    pub(crate) fn holds(&self, ptr: *const Entry) -> bool {
+        self.entry_lists.iter().any(|l| l.as_ptr() == ptr)
     }
 
     /// Panics if an invariant from the module docs is broken.

@@ -207,7 +207,10 @@ impl<S: Storage> RawNode<S> {
     /// passes it each time.
     ///
     /// Whatever `rd` still holds is dropped first, as dropping it would: messages not sent
-    /// count as lost, a batch not carried out stalls the node. Nothing is taken back.
+    /// count as lost, a batch not carried out stalls the node. Nothing is taken back, except
+    /// memory: a driver that sends messages by reference (encodes them from
+    /// `&rd.messages`) and leaves them in `rd` has their entry lists reused for the next
+    /// appends, so a leader allocates none per append.
     pub fn ready_into(&mut self, rd: &mut Ready) {
         let Ready {
             messages,
@@ -223,6 +226,9 @@ impl<S: Storage> RawNode<S> {
         }
         if let Some(batch) = apply {
             buffers.keep_entries(std::mem::take(&mut batch.entries));
+        }
+        for m in messages.iter_mut() {
+            buffers.keep_entries(std::mem::take(&mut m.entries));
         }
         messages.clear();
         read_states.clear();
@@ -678,9 +684,6 @@ mod tests {
         }
     }
 
-    /// The two ways of taking a Ready (a new one each time, or one reused with its batches
-    /// refilled in place) must hand out the same things, through elections, lost messages,
-    /// flow control and snapshots to lagging peers.
     #[test]
     fn status_into_refills_what_status_returns_without_reallocating() {
         let mut c = Cluster::new(true);
@@ -713,6 +716,77 @@ mod tests {
         assert!(leader_seen, "the schedule elects a leader");
     }
 
+    /// Handles every node's Readies and delivers every message until none is left.
+    fn settle(c: &mut Cluster) {
+        for _ in 0..100 {
+            for i in 0..3 {
+                while c.handle(i).is_some() {}
+            }
+            if c.in_flight.is_empty() {
+                return;
+            }
+            for m in std::mem::take(&mut c.in_flight) {
+                let to = m.to as usize - 1;
+                c.nodes[to].step(m).expect("honest traffic");
+            }
+        }
+        panic!("the cluster does not settle");
+    }
+
+    #[test]
+    fn entry_lists_of_messages_left_in_the_ready_are_kept_for_the_next_appends() {
+        let mut c = Cluster::new(true);
+        c.nodes[0].campaign().expect("a voter campaigns");
+        settle(&mut c);
+        assert_eq!(c.nodes[0].role(), Role::Leader);
+        // The leader's driver sends by reference: it delivers copies and leaves the
+        // messages in its own `Ready`, which the next `ready_into` gets back.
+        let mut rd = Ready::default();
+        for round in 0..10 {
+            c.nodes[0].propose(vec![b'x'; 8]).expect("a leader accepts");
+            c.nodes[0].ready_into(&mut rd);
+            let sent: Vec<_> = rd
+                .messages
+                .iter()
+                .filter(|m| !m.entries.is_empty())
+                .map(|m| m.entries.as_ptr())
+                .collect();
+            assert_eq!(sent.len(), 2, "round {round}: one append to each follower");
+            if let Some(batch) = &mut rd.persist {
+                c.nodes[0]
+                    .storage_mut()
+                    .persist_from(batch)
+                    .expect("connects");
+                c.nodes[0].on_persisted(batch.durable());
+            }
+            if let Some(batch) = &rd.apply {
+                c.nodes[0].on_applied(batch.applied());
+            }
+            c.in_flight.extend(rd.messages.iter().cloned());
+            settle(&mut c);
+            // Nothing new to send: the lists come back and stay until the next appends.
+            c.nodes[0].ready_into(&mut rd);
+            assert!(
+                rd.messages.is_empty(),
+                "round {round}: the cluster had settled"
+            );
+            for p in sent {
+                assert!(
+                    c.nodes[0].raft.buffers.holds(p),
+                    "round {round}: a sent append's entry list was not kept"
+                );
+            }
+        }
+        assert_eq!(
+            c.nodes[0].commit(),
+            c.nodes[0].last_index(),
+            "all committed"
+        );
+    }
+
+    /// The two ways of taking a Ready (a new one each time, or one reused with its batches
+    /// refilled in place) must hand out the same things, through elections, lost messages,
+    /// flow control and snapshots to lagging peers.
     #[test]
     fn ready_into_with_reused_readies_hands_out_what_ready_would() {
         let mut snapshots = 0;
