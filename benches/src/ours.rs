@@ -166,26 +166,9 @@ impl CoreSingle {
         }
     }
 
-    /// One round: propose one entry, then run the Ready loop until it is applied.
+    /// W1's round: propose one entry, then run the Ready loop until it is applied.
     pub fn propose_commit_apply_one(&mut self, payload: &[u8]) {
-        let id = self
-            .node
-            .propose(self.payloads.copy(payload))
-            .expect("leader accepts");
-        while self.app.applied_index < id.index {
-            assert!(
-                handle_ready(
-                    &mut self.node,
-                    &mut self.rd,
-                    &mut self.sink,
-                    &mut self.app,
-                    None
-                ),
-                "stuck"
-            );
-        }
-        self.sink.clear();
-        maybe_compact(&mut self.node, self.app.applied_index);
+        self.propose_commit_apply_batch(payload, 1);
     }
 
     /// W2's round: propose `count` entries, then run the Ready loop until the last of them
