@@ -20,7 +20,7 @@ use std::mem;
 
 use raft::prelude::{Entry, EntryType, Message, MessageType};
 use raft::storage::MemStorage;
-use raft::{Config, Raft, RawNode, StateRole, Storage};
+use raft::{Config, Raft, RawNode, Ready, StateRole, Storage};
 
 use crate::pipeline::WriteQueue;
 use crate::{PipelineStats, matched_of};
@@ -95,6 +95,22 @@ fn new_node(id: u64, voters: Vec<u64>, logger: &slog::Logger) -> RawNode<MemStor
     RawNode::new(&cfg, storage, logger).expect("raft-rs RawNode::new")
 }
 
+/// Writes what `rd` asks to persist into `store`: the snapshot, the entries, the hard state.
+fn write_ready(store: &MemStorage, rd: &Ready) {
+    if !rd.snapshot().is_empty() {
+        store
+            .wl()
+            .apply_snapshot(rd.snapshot().clone())
+            .expect("apply snapshot");
+    }
+    if !rd.entries().is_empty() {
+        store.wl().append(rd.entries()).expect("append entries");
+    }
+    if let Some(hs) = rd.hs() {
+        store.wl().set_hardstate(hs.clone());
+    }
+}
+
 /// Handles one `Ready` of `node` if it has one: persists to its `MemStorage`, applies
 /// committed entries into `app`, and pushes every outgoing message onto `out`.
 /// Returns whether there was a ready.
@@ -110,20 +126,9 @@ fn handle_ready(node: &mut RawNode<MemStorage>, out: &mut Vec<Message>, app: &mu
     if !rd.messages().is_empty() {
         out.extend(rd.take_messages());
     }
-    if !rd.snapshot().is_empty() {
-        store
-            .wl()
-            .apply_snapshot(rd.snapshot().clone())
-            .expect("apply snapshot");
-    }
     // Entries committed here were persisted by an earlier ready.
     app.apply(rd.take_committed_entries());
-    if !rd.entries().is_empty() {
-        store.wl().append(rd.entries()).expect("append entries");
-    }
-    if let Some(hs) = rd.hs() {
-        store.wl().set_hardstate(hs.clone());
-    }
+    write_ready(&store, &rd);
     // A follower's/candidate's messages (append responses, votes) only after persisting.
     if !rd.persisted_messages().is_empty() {
         out.extend(rd.take_persisted_messages());
@@ -191,19 +196,9 @@ impl RaftRsSingle {
         RaftRsSingle { node, app, out }
     }
 
-    /// Proposes one entry and runs the ready loop until it is applied.
+    /// W1's round: proposes one entry and runs the ready loop until it is applied.
     pub fn propose_commit_apply_one(&mut self, payload: &[u8]) {
-        let index = self.node.raft.raft_log.last_index() + 1;
-        self.node
-            .propose(vec![], payload.to_vec())
-            .expect("propose");
-        while self.app.applied_index < index {
-            let had = handle_ready(&mut self.node, &mut self.out, &mut self.app);
-            assert!(had, "raft-rs single node stuck at entry {index}");
-        }
-        debug_assert!(self.out.is_empty());
-        self.out.clear();
-        maybe_compact(&self.node, self.app.applied_index);
+        self.propose_commit_apply_batch(payload, 1);
     }
 
     /// W2's round: proposes `count` entries, then runs the ready loop until the last of them
@@ -397,19 +392,8 @@ fn handle_ready_pipelined(
     }
     let wrote = !rd.snapshot().is_empty() || !rd.entries().is_empty() || rd.hs().is_some();
     let synced = rd.must_sync();
-    if !rd.snapshot().is_empty() {
-        store
-            .wl()
-            .apply_snapshot(rd.snapshot().clone())
-            .expect("apply snapshot");
-    }
     app.apply(rd.take_committed_entries());
-    if !rd.entries().is_empty() {
-        store.wl().append(rd.entries()).expect("append entries");
-    }
-    if let Some(hs) = rd.hs() {
-        store.wl().set_hardstate(hs.clone());
-    }
+    write_ready(&store, &rd);
     let held = rd.take_persisted_messages();
     let number = rd.number();
     node.advance_append_async(rd);
