@@ -531,11 +531,11 @@ impl<S: Storage> RaftLog<S> {
     /// # Panics
     /// As [`RaftLog::next_committed_entries`].
     pub(crate) fn next_committed_entries_into(&mut self, max_bytes: u64, buf: &mut Vec<Entry>) {
-        if let Some((lo, hi)) = self.next_committed_range() {
-            if !self.take_to_apply(lo, hi, max_bytes, buf) {
-                self.slice_into(lo, hi, max_bytes, buf)
-                    .expect("committed, durable entries above applying are in the log");
-            }
+        if let Some((lo, hi)) = self.next_committed_range()
+            && !self.take_to_apply(lo, hi, max_bytes, buf)
+        {
+            self.slice_into(lo, hi, max_bytes, buf)
+                .expect("committed, durable entries above applying are in the log");
         }
     }
 

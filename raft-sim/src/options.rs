@@ -18,7 +18,7 @@
 //! Invariants:
 //! 1. `nodes` is odd and between 3 and 7; `liveness_out <= (nodes - 1) / 2`, so the
 //!    liveness phase always keeps a quorum connected (with membership changes the liveness
-//!    phase recomputes who may be left out, see [`crate::agents`]).
+//!    phase recomputes who may be left out, see `crate::agents`).
 //! 2. Every `_min` is at most its `_max`.
 //! 3. Lease reads only with check-quorum, and with drift at most [`LEASE_DRIFT_PPM_MAX`] unless
 //!    a test-only profile breaks the bound on purpose.
@@ -513,7 +513,7 @@ fn on_off(b: bool) -> &'static str {
 }
 
 fn ms(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{:.1}ms", us as f64 / 1000.0)

@@ -304,7 +304,7 @@ mod tests {
         fn prop(msgs_max: u8, bytes_max: u16, ops: Vec<Op>) -> bool {
             let msgs_max = usize::from(msgs_max % 10) + 1;
             // Half the runs without a byte limit.
-            let bytes_max = if bytes_max % 2 == 0 {
+            let bytes_max = if bytes_max.is_multiple_of(2) {
                 0
             } else {
                 u64::from(bytes_max % 1000)
