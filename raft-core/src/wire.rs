@@ -419,7 +419,7 @@ mod tests {
     /// under the number the schema gives its name.
     #[test]
     fn schema_matches_rust_types() {
-        let schema = include_str!("../../proto/raft.proto");
+        let schema = include_str!("../proto/raft.proto");
         let mut fields: Vec<(String, String, u32)> = Vec::new();
         let mut current: Option<String> = None;
         for line in schema.lines().map(str::trim) {

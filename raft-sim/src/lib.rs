@@ -13,12 +13,12 @@
 //! Agents run beside the clients, each a swarm option the seed draws: the compaction agent
 //! (nodes snapshot their state machine and compact their logs, so lagging and new nodes catch
 //! up by `MsgSnap`, reported with `report_snapshot`; restarts start from the durable snapshot;
-//! see [`node`]), the leadership-transfer and membership agents ([`agents`]: transfers, adds of
+//! see [`node`]), the leadership-transfer and membership agents (`agents`: transfers, adds of
 //! new nodes, removals, promotions, demotions, joint changes with automatic or explicit leave),
 //! and the read path (gets through the log, by ReadIndex, or by lease, under per-node clock
 //! drift).
 //!
-//! A run has two phases. In the safety phase the nemesis ([`nemesis`]) injects faults. In the
+//! A run has two phases. In the safety phase the nemesis (`nemesis`) injects faults. In the
 //! liveness phase every fault is undone except a minority left out, and the connected core
 //! (a quorum of the current configuration) must elect a leader within 50 election timeouts and
 //! converge (every client answered, every core log fully applied and equal) within 100 (see

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Node slots: the founders `1..=nodes`, then `spare_nodes` slots the membership agent may
-//! start as new nodes ([`crate::agents`]). Clients know the nodes that were started and not
+//! start as new nodes (`crate::agents`). Clients know the nodes that were started and not
 //! retired.
 //!
 //! Time is in simulated microseconds; a node tick is 10 ms ([`crate::options::TICK_US`]).
