@@ -30,7 +30,10 @@
 //! agreed on and legal ([`conf_chain`]). At the end the client history must be linearizable
 //! ([`linearizability`]), no operation may see a state older than one acknowledged before it
 //! began ([`staleness`]), no acknowledged write may be missing, and live nodes at equal
-//! applied indexes must hold equal states.
+//! applied indexes must hold equal states. The checkers never see a node: each node reports
+//! what it did as [`observation`]s, and the world hands them to the checker, so the modules
+//! read top-down (world → node, world → checker) with no import cycle
+//! (`tests/module_graph.rs` keeps it that way).
 //!
 //! Simulated time: microseconds; one node tick is 10 ms (`election_ticks` 10, `heartbeat_ticks`
 //! 1), so one base election timeout is 100 ms of simulated time.
@@ -70,9 +73,11 @@ pub mod linearizability;
 mod nemesis;
 pub mod net;
 pub mod node;
+pub mod observation;
 pub mod options;
 pub mod rng;
 pub mod staleness;
+pub mod stats;
 pub mod sweep;
 pub mod trace;
 pub mod world;
