@@ -20,6 +20,11 @@
 //! | snapshots agree | two snapshots of the same index hold the same state machine, and a snapshot's index and term are a committed entry |
 //! | configuration safety | every applied configuration joins the chain of [`crate::conf_chain`]: nodes agree at each index, and each step is legal |
 //!
+//! The checker sees nodes only through what they report ([`crate::observation`]): the
+//! world passes it as the [`Observer`] of every node step, and between events hands it a
+//! [`NodeState`] per slot. It imports no other simulator module but the pure
+//! [`crate::conf_chain`].
+//!
 //! Quorums are those of a configuration: the configuration in force on the node that commits,
 //! and for a would-be candidate its own (which a stale node may hold).
 //!
@@ -28,84 +33,16 @@
 //! 2. The first violation is kept; later ones are ignored (the run stops at the first).
 
 use crate::conf_chain::{self, ConfChain};
-use crate::node::{Life, SimNode};
+use crate::observation::{NodeState, Observation, Observer};
 use raft_core::{
     ConfState, Entry, EntryId, MemStorage, Message, MessageType, RawNode, Role, Storage,
     StorageError,
 };
 use std::collections::BTreeMap;
-use std::fmt;
 use std::rc::Rc;
 
-/// A property the simulator checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Property {
-    /// At most one leader per term.
-    ElectionSafety,
-    /// A leader never overwrites or deletes entries of its log.
-    LeaderAppendOnly,
-    /// Equal (index, term) means equal entries and equal prefixes.
-    LogMatching,
-    /// A leader holds every entry committed in earlier terms.
-    LeaderCompleteness,
-    /// No two nodes commit or apply different entries at one index.
-    StateMachineSafety,
-    /// Term and commit never go backwards (in memory, and durably across restarts).
-    Monotonicity,
-    /// A committed entry is durable on a quorum.
-    CommittedDurableOnQuorum,
-    /// Acknowledgements and vote grants leave only after the state they vouch for is durable.
-    DurableBeforeSend,
-    /// snapshot ≤ applied ≤ commit ≤ last index.
-    IndexOrder,
-    /// An honest message was refused by `step` (a raft-core bug).
-    HonestMessageRefused,
-    /// A message did not survive protobuf encode/decode unchanged.
-    WireRoundTrip,
-    /// raft-core panicked (an invariant or a contract assertion).
-    CorePanic,
-    /// An acknowledged client operation is missing from the state machine.
-    LostWrite,
-    /// The client history has no linearization.
-    Linearizability,
-    /// Two live nodes at the same applied index hold different states.
-    StateDivergence,
-    /// The liveness phase did not elect a leader or converge within its bound.
-    Liveness,
-    /// An operation saw an older state than one acknowledged before it began.
-    StaleRead,
-    /// The configurations applied disagree, take an illegal step, or a change was accepted
-    /// while another was in flight.
-    ConfigSafety,
-    /// An entry handed out for applying (or snapshotted) is not durable locally.
-    AppliedDurable,
-}
-
-impl fmt::Display for Property {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Property::ElectionSafety => "election safety",
-            Property::LeaderAppendOnly => "leader append-only",
-            Property::LogMatching => "log matching",
-            Property::LeaderCompleteness => "leader completeness",
-            Property::StateMachineSafety => "state machine safety",
-            Property::Monotonicity => "term/commit monotonicity",
-            Property::CommittedDurableOnQuorum => "committed entry durable on a quorum",
-            Property::DurableBeforeSend => "durable before send",
-            Property::IndexOrder => "applied <= commit <= last index, snapshot <= commit",
-            Property::HonestMessageRefused => "honest message refused",
-            Property::WireRoundTrip => "wire round trip",
-            Property::CorePanic => "raft-core panic",
-            Property::LostWrite => "acknowledged write lost",
-            Property::Linearizability => "linearizability",
-            Property::StateDivergence => "identical state at equal applied index",
-            Property::Liveness => "liveness",
-            Property::StaleRead => "read freshness",
-            Property::ConfigSafety => "configuration safety",
-            Property::AppliedDurable => "applied entries are durable",
-        })
-    }
-}
+/// The properties, named where the driver reports them too ([`crate::observation`]).
+pub use crate::observation::Property;
 
 /// A broken property.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,6 +180,12 @@ impl Checker {
         self.leaders.len()
     }
 
+    /// Whether indexes were committed for the first time since the last
+    /// [`Checker::check_new_commits`] (which has nothing to do otherwise).
+    pub fn has_new_commits(&self) -> bool {
+        !self.newly_committed.is_empty()
+    }
+
     /// The highest committed index any node reached.
     pub fn committed_index(&self) -> u64 {
         self.canonical.len() as u64
@@ -259,7 +202,7 @@ impl Checker {
 
     /// Checks node `n` after one of its steps (any input or completion). `conf` is the
     /// configuration in force on it (kept with the indexes it commits first).
-    pub fn observe(
+    pub fn on_step(
         &mut self,
         n: usize,
         raw: &RawNode<MemStorage>,
@@ -472,11 +415,11 @@ impl Checker {
     /// and lose the rest), and the candidate's is the longer of its durable and in-memory
     /// logs: the most favourable case for the candidate. Retired nodes and spare slots never
     /// started take no part in elections.
-    pub fn check_new_commits(&mut self, nodes: &[SimNode], now_us: u64) {
+    pub fn check_new_commits(&mut self, nodes: &[NodeState<'_>], now_us: u64) {
         let Some(&(top, _)) = self.newly_committed.last() else {
             return;
         };
-        let live = |n: &SimNode| n.life == Life::Started;
+        let live = |n: &NodeState<'_>| n.started;
         for (index, conf) in std::mem::take(&mut self.newly_committed) {
             let term = self.canonical[index as usize - 1].0;
             // A retired node's disk counts: its acknowledgement was as good as any when the
@@ -484,7 +427,7 @@ impl Checker {
             let holds = |id: u64| {
                 nodes
                     .get(id as usize - 1)
-                    .is_some_and(|n| durably_holds(n.disk.durable(), index, term))
+                    .is_some_and(|n| durably_holds(n.durable, index, term))
             };
             if !conf_chain::has_quorum(&conf, holds) {
                 let holders: Vec<u64> = conf_chain::voters(&conf).filter(|&v| holds(v)).collect();
@@ -512,8 +455,8 @@ impl Checker {
         let voter_logs: Vec<EntryId> = nodes
             .iter()
             .map(|n| {
-                let durable = durable_last(n.disk.durable());
-                let memory = n.raw.as_ref().map_or(durable, RawNode::last_entry_id);
+                let durable = durable_last(n.durable);
+                let memory = n.raw.map_or(durable, RawNode::last_entry_id);
                 up_to_date_min(durable, memory)
             })
             .collect();
@@ -522,9 +465,9 @@ impl Checker {
                 continue;
             }
             let cid = c as u64 + 1;
-            let durable = n.disk.durable();
+            let durable = n.durable;
             let mut states: Vec<(EntryId, bool, bool)> = Vec::with_capacity(2);
-            if let Some(r) = &n.raw {
+            if let Some(r) = n.raw {
                 states.push((r.last_entry_id(), holds_mem(r), true));
             }
             states.push((
@@ -546,8 +489,8 @@ impl Checker {
                     continue;
                 }
                 let conf = match (self.membership, running) {
-                    (false, _) => (*n.conf).clone(),
-                    (true, true) => committed_conf(n.raw.as_ref().expect("running"), n.applied),
+                    (false, _) => n.conf.clone(),
+                    (true, true) => committed_conf(n.raw.expect("running"), n.applied),
                     (true, false) => restart_conf(durable),
                 };
                 if !conf_chain::is_voter(&conf, cid) {
@@ -749,6 +692,34 @@ impl Checker {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// The world passes the checker as the observer of every node step it runs.
+impl Observer for Checker {
+    fn observe(&mut self, node: u64, now_us: u64, what: Observation<'_>) {
+        match what {
+            Observation::Stepped { raw, applied, conf } => {
+                self.on_step(node as usize - 1, raw, applied, conf, now_us);
+            }
+            Observation::Started { raw } => self.on_restart(node as usize - 1, raw),
+            Observation::Released { msg, durable } => self.on_release(msg, durable, now_us),
+            Observation::Written { entries, prev_term } => {
+                self.on_write(node, entries, prev_term, now_us);
+            }
+            Observation::Applied { entries } => self.on_apply(node, entries, now_us),
+            Observation::ConfApplied { index, conf } => {
+                self.on_conf_applied(node, index, conf, now_us);
+            }
+            Observation::ConfAt { index, conf } => self.on_conf_at(node, index, conf, now_us),
+            Observation::SnapshotMade { index, term, data } => {
+                self.on_snapshot_made(node, index, term, data, now_us);
+            }
+            Observation::SnapshotRestored { index, term, data } => {
+                self.on_snapshot_applied(node, index, term, data, now_us);
+            }
+            Observation::Broken { property, detail } => self.fail(property, now_us, detail),
         }
     }
 }

@@ -30,7 +30,10 @@
 //! agreed on and legal ([`conf_chain`]). At the end the client history must be linearizable
 //! ([`linearizability`]), no operation may see a state older than one acknowledged before it
 //! began ([`staleness`]), no acknowledged write may be missing, and live nodes at equal
-//! applied indexes must hold equal states.
+//! applied indexes must hold equal states. The checkers never see a node: each node reports
+//! what it did as [`observation`]s, and the world hands them to the checker, so the modules
+//! read top-down (world → node, world → checker) with no import cycle
+//! (`tests/module_graph.rs` keeps it that way).
 //!
 //! Simulated time: microseconds; one node tick is 10 ms (`election_ticks` 10, `heartbeat_ticks`
 //! 1), so one base election timeout is 100 ms of simulated time.
@@ -40,12 +43,16 @@
 //! ```text
 //! cargo run --release -p raft-sim -- run --seed S [--trace FILE] [--bug NAME]... [--profile P]
 //! cargo run --release -p raft-sim -- sweep --seeds N [--start S] [--jobs J] [--time-limit SECS]
+//!                                           [--shard K/N] [--json FILE]
+//! cargo run --release -p raft-sim -- merge FILE... [--json FILE]
 //! ```
 //!
 //! A sweep ends with one line `seeds=N failed=F sim_secs=X wall_secs=Y speedup=X/Yx events=E`
 //! (speedup: simulated cluster-seconds per wall-clock second) and exits non-zero iff a seed
 //! failed; every failure prints the property, the seed, its options and the command that
-//! replays it bit for bit.
+//! replays it bit for bit. A sweep can be spread over many machines: `--shard K/N` runs every
+//! N-th seed ([`sweep::Shard`]), `--json` writes its summary as JSON, and `merge` adds the
+//! shards' summaries up into the one of the whole sweep ([`summary`]).
 //!
 //! Not modelled yet: snapshot transfers that take time (a `MsgSnap` is one message; the
 //! transport reports its fate when it arrives or is dropped), asynchronous snapshot creation,
@@ -70,9 +77,12 @@ pub mod linearizability;
 mod nemesis;
 pub mod net;
 pub mod node;
+pub mod observation;
 pub mod options;
 pub mod rng;
 pub mod staleness;
+pub mod stats;
+pub mod summary;
 pub mod sweep;
 pub mod trace;
 pub mod world;

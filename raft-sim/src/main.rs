@@ -3,15 +3,21 @@
 //! ```text
 //! raft-sim run --seed S [--trace FILE] [--bug NAME]... [--profile P]
 //! raft-sim sweep --seeds N [--start S] [--jobs J] [--time-limit SECS] [--bug NAME]... [--profile P]
+//!                [--shard K/N] [--json FILE]
+//! raft-sim merge FILE... [--json FILE]
 //! ```
 //!
 //! `run` prints the seed's options and result and exits non-zero if a property broke; a
 //! sweep prints each failure as it comes and ends with one summary line, exiting non-zero iff
-//! a seed failed.
+//! a seed failed. `--shard K/N` (K from 1) runs only the seeds `s` of the range with
+//! `(s - start) mod N == K - 1`; `--json` also writes the summary as JSON, and `merge` adds up
+//! the JSON summaries of all shards of one sweep into the summary the whole sweep prints
+//! (exit 1 if a seed failed, 2 if the files are unreadable or do not make up one sweep).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use raft_sim::options::PlantedBugs;
-use raft_sim::sweep::{SweepConfig, sweep};
+use raft_sim::summary::{self, SweepFile};
+use raft_sim::sweep::{Shard, SweepConfig, sweep_shard};
 use raft_sim::{Profile, Settings, run, world};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +71,21 @@ enum Command {
         /// Override some drawn options in every seed.
         #[arg(long, value_enum, default_value_t = ProfileArg::Swarm)]
         profile: ProfileArg,
+        /// Run only shard K of N (K from 1): the seeds s with (s - start) mod N == K - 1.
+        #[arg(long, value_name = "K/N", default_value = "1/1")]
+        shard: Shard,
+        /// Also write the summary as JSON to this file (for `merge`).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Merge the JSON summaries of the shards of one sweep into its summary.
+    Merge {
+        /// The shards' summaries (`sweep --shard K/N --json FILE`), one per shard.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also write the merged summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
 }
 
@@ -126,8 +147,9 @@ fn planted(bugs: &[Bug]) -> PlantedBugs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let bugs = match &cli.command {
+    let bugs: &[Bug] = match &cli.command {
         Command::Run { bugs, .. } | Command::Sweep { bugs, .. } => bugs,
+        Command::Merge { .. } => &[],
     };
     if bugs.iter().any(|b| matches!(b, Bug::CommitPreviousTerm)) && !cfg!(feature = "planted-bugs")
     {
@@ -223,6 +245,8 @@ fn main() -> ExitCode {
             time_limit,
             bugs,
             profile,
+            shard,
+            json,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -238,7 +262,7 @@ fn main() -> ExitCode {
                     profile: profile.into(),
                 },
             };
-            let summary = sweep(&cfg);
+            let summary = sweep_shard(&cfg, shard);
             if !summary.failures.is_empty() {
                 let seeds: Vec<String> = summary
                     .failures
@@ -250,11 +274,88 @@ fn main() -> ExitCode {
             println!("{}", summary.features_line());
             println!("{}", summary.elections_line());
             println!("{}", summary.line());
+            if let Some(path) = json {
+                let file = SweepFile::of(&cfg, shard, &summary);
+                if let Err(e) = std::fs::write(&path, file.to_json()) {
+                    eprintln!("cannot write the summary to {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
             if summary.failures.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
+        Command::Merge { files, json } => merge(&files, json.as_deref()),
+    }
+}
+
+/// `raft-sim merge`: reads every file first, merges nothing unless all of them make up one
+/// sweep, then prints what the whole sweep would have printed at its end.
+fn merge(paths: &[PathBuf], json: Option<&std::path::Path>) -> ExitCode {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| SweepFile::from_json(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                eprintln!("merge: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let incomplete: Vec<String> = files
+        .iter()
+        .filter(|f| !f.complete())
+        .map(|f| {
+            format!(
+                "{} ran {} of {}",
+                f.shard,
+                f.seeds,
+                f.shard.len(f.range_seeds)
+            )
+        })
+        .collect();
+    let merged = match summary::merge(&files) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("merge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for f in &merged.failures {
+        println!(
+            "FAILED: {} (seed {}, at {})\n  {}\nreplay: {}\n",
+            f.property,
+            f.seed,
+            world::ms(f.at_us),
+            f.detail,
+            f.replay
+        );
+    }
+    if !incomplete.is_empty() {
+        println!(
+            "note: time limits stopped shards early ({}): {} of {} seeds ran",
+            incomplete.join(", "),
+            merged.seeds,
+            merged.range_seeds
+        );
+    }
+    for line in merged.report_lines() {
+        println!("{line}");
+    }
+    if let Some(path) = json
+        && let Err(e) = std::fs::write(path, merged.to_json())
+    {
+        eprintln!("cannot write the merged summary to {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if merged.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -49,15 +49,15 @@
 //! 4. Compaction never passes the applied index, and the durable configuration always belongs
 //!    to the durable snapshot's index.
 
-use crate::checker::{Checker, Property};
 use crate::client::Reply;
 use crate::conf_chain;
 use crate::disk::{CrashLoss, Disk};
 use crate::kv::{Applied, Kv, Op};
+use crate::observation::{NodeState, Observation, Observer, Property};
 use crate::options::{Options, PlantedBugs, ReadMode};
 use crate::rng::SimRng;
+use crate::stats::AgentStats;
 use crate::trace::{Trace, describe};
-use crate::world::AgentStats;
 use bytes::Bytes;
 use raft_core::{
     ApplyBatch, ConfChangeV2, ConfState, Config, DropReason, EntryId, MemStorage, Message,
@@ -136,8 +136,8 @@ pub struct Cx<'a> {
     pub now_us: u64,
     /// The run's random stream.
     pub rng: &'a mut SimRng,
-    /// The run's safety checker.
-    pub checker: &'a mut Checker,
+    /// Who hears what the node observes (the world passes its checker).
+    pub observer: &'a mut dyn Observer,
     /// The run's trace.
     pub trace: &'a mut Trace,
     /// Requests to the world.
@@ -151,6 +151,16 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// Node `id` reports `what` to the observer, now.
+    fn report(&mut self, id: u64, what: Observation<'_>) {
+        self.observer.observe(id, self.now_us, what);
+    }
+
+    /// Node `id`'s driver saw `property` break.
+    fn broken(&mut self, id: u64, property: Property, detail: String) {
+        self.report(id, Observation::Broken { property, detail });
+    }
+
     fn fsync_latency(&mut self) -> u64 {
         let d = self.disk;
         let mut lat = d.fsync_min_us + self.rng.range(0, d.fsync_jitter_us);
@@ -302,10 +312,6 @@ impl SimNode {
         }
     }
 
-    fn index(&self) -> usize {
-        self.id as usize - 1
-    }
-
     /// Builds the Raft node from the durable state: the state machine from the durable
     /// snapshot, `applied` at its index, the configuration stored with it.
     fn boot(&mut self, rng: &mut SimRng) -> Result<(), String> {
@@ -328,6 +334,17 @@ impl SimNode {
         self.seen = (Role::Follower, 0);
         self.epoch += 1;
         Ok(())
+    }
+
+    /// The slot as the cluster-wide checks see it ([`crate::observation`]).
+    pub fn state(&self) -> NodeState<'_> {
+        NodeState {
+            started: self.life == Life::Started,
+            raw: self.raw.as_ref(),
+            durable: self.disk.durable(),
+            conf: &self.conf,
+            applied: self.applied,
+        }
     }
 
     /// Whether the node is running (not crashed, started, not retired).
@@ -354,9 +371,9 @@ impl SimNode {
         match self.disk.crash(survive, torn) {
             Ok(loss) => loss,
             Err(e) => {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::Monotonicity,
-                    cx.now_us,
                     format!("n{} at crash: {e}", self.id),
                 );
                 CrashLoss {
@@ -390,18 +407,18 @@ impl SimNode {
     pub fn restart(&mut self, cx: &mut Cx) {
         assert!(self.raw.is_none(), "restart of a running node");
         if let Err(e) = self.boot(cx.rng) {
-            cx.checker.fail(
+            cx.broken(
+                self.id,
                 Property::CorePanic,
-                cx.now_us,
                 format!("n{} cannot restart from its durable state: {e}", self.id),
             );
             return;
         }
         let raw = self.raw.as_ref().expect("just booted");
-        cx.checker.on_restart(self.index(), raw);
+        cx.report(self.id, Observation::Started { raw });
         if self.applied > 0 {
-            cx.checker
-                .on_conf_at(self.id, self.applied, &self.conf, cx.now_us);
+            let (index, conf) = (self.applied, &*self.conf);
+            cx.report(self.id, Observation::ConfAt { index, conf });
         }
         if self.applied > 1 {
             cx.stats.restarts_from_snapshot += 1;
@@ -453,9 +470,9 @@ impl SimNode {
                 cx.trace
                     .line(cx.now_us, || format!("n{id} ignores stale {kind:?}: {e}"));
             }
-            Err(e) => cx.checker.fail(
+            Err(e) => cx.broken(
+                self.id,
                 Property::HonestMessageRefused,
-                cx.now_us,
                 format!(
                     "n{} refused {kind:?} from n{from} (term {term}, index {index}, log term \
                      {log_term}, {ents} entries): {e}",
@@ -614,9 +631,9 @@ impl SimNode {
             cx.stats.conf_changes_proposed += 1;
             if let Err(prev) = conf_chain::check_one_change_in_flight(raw, self.applied, eid.index)
             {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::ConfigSafety,
-                    cx.now_us,
                     format!(
                         "n{id} accepted a configuration change at {eid} while the change at \
                          {prev} is not applied (applied {})",
@@ -637,8 +654,7 @@ impl SimNode {
         loop {
             match self.disk.sync_next(seq) {
                 Err(e) => {
-                    cx.checker
-                        .fail(Property::Monotonicity, cx.now_us, format!("n{id}: {e}"));
+                    cx.broken(self.id, Property::Monotonicity, format!("n{id}: {e}"));
                     return;
                 }
                 Ok(None) => break,
@@ -661,7 +677,6 @@ impl SimNode {
 
     /// Runs the Ready loop until the node has nothing to do.
     pub fn drive(&mut self, cx: &mut Cx) {
-        let n = self.index();
         // Checks run after every step: the input that led here, and every completion
         // (`on_persisted`, `on_applied`) below. `ready()` alone moves output out and changes
         // no term, commit, role or log, so it is not followed by a check of its own.
@@ -671,8 +686,8 @@ impl SimNode {
             if stepped {
                 stepped = false;
                 raw.check_invariants();
-                cx.checker
-                    .observe(n, raw, self.applied, &self.conf, cx.now_us);
+                let (applied, conf) = (self.applied, &self.conf);
+                cx.report(self.id, Observation::Stepped { raw, applied, conf });
                 let now_seen = (raw.role(), raw.term());
                 if now_seen != self.seen {
                     self.seen = now_seen;
@@ -705,7 +720,8 @@ impl SimNode {
             } = raw.ready();
             for m in messages {
                 if !cx.bugs.skip_durable_before_send_check {
-                    cx.checker.on_release(&m, self.disk.durable(), cx.now_us);
+                    let durable = self.disk.durable();
+                    cx.report(self.id, Observation::Released { msg: &m, durable });
                 }
                 cx.trace.mix_msg(&m);
                 if cx.trace.is_readable() {
@@ -720,8 +736,8 @@ impl SimNode {
                     .entries
                     .first()
                     .map_or(0, |e| raw.log_term(e.index - 1).unwrap_or(0));
-                cx.checker
-                    .on_write(self.id, &batch.entries, prev_term, cx.now_us);
+                let entries = &batch.entries;
+                cx.report(self.id, Observation::Written { entries, prev_term });
                 let seq = batch.seq();
                 let sync = batch.sync;
                 cx.trace
@@ -759,9 +775,9 @@ impl SimNode {
             }
             for rs in read_states {
                 let Some(key) = parse_read_ctx(&rs.request_ctx) else {
-                    cx.checker.fail(
+                    cx.broken(
+                        self.id,
                         Property::HonestMessageRefused,
-                        cx.now_us,
                         format!("n{} got a read state with a context it never sent", self.id),
                     );
                     continue;
@@ -875,9 +891,9 @@ impl SimNode {
             .unwrap_or_default();
         for e in ents.iter().filter(|e| conf_chain::is_conf_entry(e)) {
             if let Err(prev) = conf_chain::check_one_change_in_flight(raw, self.applied, e.index) {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::ConfigSafety,
-                    cx.now_us,
                     format!(
                         "leader n{} appended a configuration change at {}/{} while the change \
                          at {prev} is not applied (applied {})",
@@ -890,7 +906,8 @@ impl SimNode {
 
     /// Applies the entries of a batch; returns whether they changed the configuration.
     fn apply_entries(&mut self, batch: &ApplyBatch, cx: &mut Cx) -> bool {
-        cx.checker.on_apply(self.id, &batch.entries, cx.now_us);
+        let entries = &batch.entries;
+        cx.report(self.id, Observation::Applied { entries });
         let id = self.id;
         let last = batch.last_index();
         if !cx.bugs.ack_before_durable
@@ -900,9 +917,9 @@ impl SimNode {
             let durable = self.disk.durable();
             let base = durable.first_index().unwrap_or(1) - 1;
             if e.index > base && durable.term(e.index) != Ok(e.term) {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::AppliedDurable,
-                    cx.now_us,
                     format!(
                         "n{id} was handed {}/{} to apply, but its durable log has {:?} there",
                         e.term,
@@ -919,16 +936,15 @@ impl SimNode {
         let mut conf_changed = false;
         if batch.entries.iter().any(conf_chain::is_conf_entry) {
             let mut changed = false;
-            let (checker, now) = (&mut *cx.checker, cx.now_us);
-            let next = conf_chain::follow(&self.conf, &batch.entries, |index, c| {
+            let next = conf_chain::follow(&self.conf, &batch.entries, |index, conf| {
                 changed = true;
-                checker.on_conf_applied(id, index, c, now);
+                cx.report(id, Observation::ConfApplied { index, conf });
             });
             let want = changed.then_some(&next);
             if batch.conf_state.as_ref() != want {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::ConfigSafety,
-                    cx.now_us,
                     format!(
                         "n{id} apply batch {first}..={last} announces configuration {:?}, but \
                          its changes give {want:?}",
@@ -947,23 +963,22 @@ impl SimNode {
         }
         for e in &batch.entries {
             let applied = self.kv.apply(&e.data, e.index);
-            let answered = match applied {
-                Applied::Fresh(op, r) => Some((op, r, e.index)),
-                Applied::Duplicate(op, r, index) => Some((op, r, index)),
-                Applied::Gap { op, missing } => {
-                    cx.checker.fail(
-                        Property::LostWrite,
-                        cx.now_us,
+            let answered =
+                match applied {
+                    Applied::Fresh(op, r) => Some((op, r, e.index)),
+                    Applied::Duplicate(op, r, index) => Some((op, r, index)),
+                    Applied::Gap { op, missing } => {
+                        cx.broken(self.id, Property::LostWrite,
                         format!(
                             "n{id} applies client {} op {} (logged op {}) at {}/{} but logged op \
                              {missing} is not in the log before it",
                             op.client, op.seq, op.log_seq, e.term, e.index
                         ),
                     );
-                    None
-                }
-                Applied::Stale(_) | Applied::Nothing => None,
-            };
+                        None
+                    }
+                    Applied::Stale(_) | Applied::Nothing => None,
+                };
             let fx = &mut *cx.fx;
             self.waiting.retain(|w| {
                 if let Some((op, r, index)) = answered
@@ -990,13 +1005,13 @@ impl SimNode {
     /// Restores the state machine from a snapshot the leader sent (already durable).
     fn restore(&mut self, snap: &raft_core::Snapshot, conf: Option<&ConfState>, cx: &mut Cx) {
         let (id, index, term) = (self.id, snap.index(), snap.term());
-        cx.checker
-            .on_snapshot_applied(id, index, term, &snap.data, cx.now_us);
+        let data = &snap.data;
+        cx.report(id, Observation::SnapshotRestored { index, term, data });
         match Kv::decode(&snap.data, self.keys, self.clients) {
             Ok(kv) => self.kv = kv,
-            Err(e) => cx.checker.fail(
+            Err(e) => cx.broken(
+                self.id,
                 Property::StateDivergence,
-                cx.now_us,
                 format!("n{id} cannot restore the snapshot at {term}/{index}: {e}"),
             ),
         }
@@ -1004,12 +1019,12 @@ impl SimNode {
         self.snapshot_index = index;
         match conf {
             Some(c) => {
-                cx.checker.on_conf_at(id, index, c, cx.now_us);
+                cx.report(id, Observation::ConfAt { index, conf: c });
                 self.conf = Rc::new(c.clone());
             }
-            None => cx.checker.fail(
+            None => cx.broken(
+                self.id,
                 Property::ConfigSafety,
-                cx.now_us,
                 format!("n{id} was handed the snapshot at {index} without its configuration"),
             ),
         }
@@ -1065,9 +1080,9 @@ impl SimNode {
         let snap = match made {
             Ok(s) => s,
             Err(e) => {
-                cx.checker.fail(
+                cx.broken(
+                    self.id,
                     Property::IndexOrder,
-                    cx.now_us,
                     format!("n{id} cannot snapshot its applied index {index}: {e}"),
                 );
                 return;
@@ -1076,14 +1091,14 @@ impl SimNode {
         if let Err(e) = self.disk.snapshot(index, conf, data.clone(), compact_to)
             && !cx.bugs.ack_before_durable
         {
-            cx.checker.fail(
+            cx.broken(
+                self.id,
                 Property::AppliedDurable,
-                cx.now_us,
                 format!("n{id}: {e}, although it applied that index"),
             );
         }
-        cx.checker
-            .on_snapshot_made(id, index, snap.term(), &data, cx.now_us);
+        let (term, data) = (snap.term(), &data);
+        cx.report(id, Observation::SnapshotMade { index, term, data });
         self.snapshot_index = index;
         cx.stats.snapshots_made += 1;
         cx.trace.mix(0x534e_4150_5348 ^ index ^ id << 40);

@@ -29,6 +29,7 @@ use crate::kv::Op;
 use crate::linearizability::{self, HistoryOp};
 use crate::net::{Arrival, CopyKind, Delivery, Net, NetStats, Report};
 use crate::node::{Cx, DiskTiming, Effects, SimNode};
+use crate::observation::NodeState;
 use crate::options::{ELECTION_US, Options, ReadMode, TICK_US};
 use crate::rng::SimRng;
 use crate::staleness;
@@ -36,6 +37,9 @@ use crate::trace::Trace;
 use raft_core::{Message, MessageType, Role, SnapshotStatus, Storage};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+
+/// The agent counters (kept in [`crate::stats`], which the nodes' drivers add to as well).
+pub use crate::stats::AgentStats;
 
 /// The liveness phase must have a leader, known to every core node, within this many base
 /// election timeouts (5 s). Why so many: without pre-vote, every candidate bumps the term and
@@ -189,42 +193,6 @@ pub struct FaultStats {
     pub records_lost: u64,
     /// Pauses.
     pub pauses: u64,
-}
-
-/// Agent counters for the report: what the compaction, transfer, membership and read paths
-/// did, so a run shows that its features were exercised.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AgentStats {
-    /// Snapshots nodes made of their state machines.
-    pub snapshots_made: u64,
-    /// `MsgSnap` messages leaders sent.
-    pub snapshots_sent: u64,
-    /// Snapshots followers restored.
-    pub snapshots_applied: u64,
-    /// Restarts that started from a snapshot past the founding one.
-    pub restarts_from_snapshot: u64,
-    /// `report_snapshot(Finish)` calls.
-    pub snapshot_reports_finish: u64,
-    /// `report_snapshot(Failure)` calls.
-    pub snapshot_reports_failure: u64,
-    /// Leadership transfers asked for.
-    pub transfers_asked: u64,
-    /// ... and accepted by the leader.
-    pub transfers_accepted: u64,
-    /// Proposals and reads refused during a transfer (retried by clients).
-    pub busy_refusals: u64,
-    /// Membership changes a leader accepted.
-    pub conf_changes_proposed: u64,
-    /// Of those, joint ones (several changes at once).
-    pub joint_changes_proposed: u64,
-    /// Apply batches that changed a node's configuration.
-    pub conf_changes_applied: u64,
-    /// Spare nodes started.
-    pub nodes_started: u64,
-    /// Removed nodes stopped for good.
-    pub nodes_retired: u64,
-    /// Reads served by ReadIndex or lease.
-    pub reads_served: u64,
 }
 
 /// One seed's world.
@@ -404,8 +372,11 @@ impl World {
                 .expect("a queued slot holds its event");
             self.free.push(q.slot);
             self.dispatch(ev);
-            let now = self.now_us;
-            self.checker.check_new_commits(&self.nodes, now);
+            if self.checker.has_new_commits() {
+                let now = self.now_us;
+                let nodes: Vec<NodeState<'_>> = self.nodes.iter().map(SimNode::state).collect();
+                self.checker.check_new_commits(&nodes, now);
+            }
             if self.checker.violation().is_some()
                 || matches!(self.phase, Phase::Done { .. })
                 || self.events >= self.events_max
@@ -538,7 +509,7 @@ impl World {
         let mut cx = Cx {
             now_us: self.now_us,
             rng: &mut self.rng,
-            checker: &mut self.checker,
+            observer: &mut self.checker,
             trace: &mut self.trace,
             fx: &mut self.fx,
             bugs: self.opts.bugs,
