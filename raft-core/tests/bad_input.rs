@@ -389,7 +389,7 @@ impl ExtremeMsg {
                 data: Default::default(),
                 metadata: Some(raft_core::wire::SnapshotMetadata {
                     conf_state: Some(ConfState::with_voters(vec![1, 2, 3])),
-                    index: i.realize(node, st.last_index + 5),
+                    index: i.realize(node, st.last_index.saturating_add(5)),
                     term: t.realize(node, term),
                 }),
             })
