@@ -138,8 +138,15 @@ pub(crate) struct Raft<S: Storage> {
     read_only_option: ReadOnlyOption,
     reads_pending_max: usize,
     read_only: ReadOnly,
-    /// Reads that arrived before this leader committed an entry of its term.
-    reads_before_commit: Vec<(u64, Bytes)>,
+    /// Reads that arrived before this leader committed an entry of its term: requester,
+    /// context and the requester's id for it.
+    reads_before_commit: Vec<(u64, Bytes, u64)>,
+    /// Reads this node forwarded to a leader and not yet answered: its id for each and the
+    /// context. An answer is accepted only for one of these (at most `reads_pending_max`,
+    /// the oldest forgotten first: its answer was lost, or the caller retries).
+    reads_forwarded: VecDeque<(u64, Bytes)>,
+    /// The id of the last read this node forwarded.
+    read_forwarded_seq: u64,
     /// A heartbeat round is due for reads waiting on it.
     read_round_due: bool,
     /// Confirmed reads for the next Ready.
@@ -231,6 +238,8 @@ impl<S: Storage> Raft<S> {
             reads_pending_max: cfg.reads_pending_max,
             read_only: ReadOnly::default(),
             reads_before_commit: Vec::new(),
+            reads_forwarded: VecDeque::new(),
+            read_forwarded_seq: 0,
             read_round_due: false,
             read_states: Vec::new(),
             snapshot_to_apply: None,
@@ -263,12 +272,23 @@ impl<S: Storage> Raft<S> {
     }
 
     fn tick_election(&mut self) {
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        if self.election_elapsed < self.randomized_election_timeout {
+            return;
+        }
+        if self.promotable() {
             self.reset_election_timer();
-            if self.promotable() {
-                self.start_campaign();
-            }
+            self.start_campaign();
+        } else if self.leader_id != 0 {
+            // A node that may not campaign (a learner, or a voter with a committed change
+            // left to apply) lets its timer run on, as etcd does: its view of the leader's
+            // lease expires with it, so it stops ignoring (pre-)vote requests as "the leader
+            // is live", and it forgets the leader it no longer hears from. Resetting the timer
+            // here kept a dead leader's lease alive for half of every timeout cycle. Once it
+            // may campaign, it does so at its next tick.
+            info!(self.logger, "forgetting the leader: not heard from within the election timeout";
+                  "leader" => self.leader_id, "term" => self.term);
+            self.leader_id = 0;
         }
     }
 
@@ -380,9 +400,9 @@ impl<S: Storage> Raft<S> {
 
     /// Called at `ready()` for the entries handed out to apply: predicts the configuration
     /// each change leads to and queues the changes for `on_applied`. Returns the
-    /// configuration in effect after the batch if it changes.
-    pub fn queue_conf_changes(&mut self, ents: &[Entry]) -> Option<ConfState> {
-        let mut changed = None;
+    /// configuration after each change, by the index of its entry.
+    pub fn queue_conf_changes(&mut self, ents: &[Entry]) -> Vec<(u64, ConfState)> {
+        let mut changed = Vec::new();
         for e in ents {
             let Some(cc) = decode_conf_change(e) else {
                 continue;
@@ -395,7 +415,7 @@ impl<S: Storage> Raft<S> {
                 Ok((cc, cs)) => {
                     self.applying_conf = cs.clone();
                     self.conf_queue.push_back((e.index, cc));
-                    changed = Some(cs);
+                    changed.push((e.index, cs));
                 }
                 Err(err) => {
                     // Every node skips the same entry: the log is the same everywhere.
@@ -426,6 +446,8 @@ impl<S: Storage> Raft<S> {
         if self.lead_transferee != 0 && !self.prs.is_voter(self.lead_transferee) {
             self.lead_transferee = 0;
         }
+        // The quorum changed: reads may now be confirmed by acknowledgements already in.
+        self.release_confirmed_reads();
         let member = self.prs.config.voters.contains(self.id);
         if !member && self.step_down_on_removal && self.stepdown_at.is_none() {
             // Not at once: this leader may be the only node that knows the change is
@@ -553,6 +575,11 @@ impl<S: Storage> Raft<S> {
     pub fn step(&mut self, m: &mut Message) -> Result<(), StepError> {
         self.validate(m)?;
         let kind = m.kind();
+        if matches!(kind, MessageType::MsgVote | MessageType::MsgPreVote) {
+            // Before the term and lease rules: what a candidate knows committed is true
+            // whatever its term, and whether this node grants or ignores its request.
+            self.learn_commit_from_candidate(m);
+        }
         if m.term == 0 {
             // A forwarded proposal or read request: no term to reconcile.
         } else if m.term > self.term {
@@ -787,6 +814,33 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
+    /// A (pre-)vote request carries the candidate's commit index and the term of its entry
+    /// there. If this node's log holds that entry, its log matches the candidate's up to it
+    /// (log matching), so everything up to it is committed here too.
+    ///
+    /// This is what keeps a promoted learner from being stuck (issue 12 item 1): a node whose
+    /// applied configuration still makes it a learner may hold the longest log, refuse every
+    /// candidate, and never campaign itself, while the only nodes that know the promotion is
+    /// committed need its vote. Learning the commit index lets it apply the promotion (once
+    /// its entries are durable: only durable entries are handed out to apply) and campaign.
+    /// A leader learns nothing here: it commits only by counting (Figure 8), and a higher
+    /// term turns it into a follower before the request is handled.
+    fn learn_commit_from_candidate(&mut self, m: &Message) {
+        if self.role == Role::Leader
+            || m.commit <= self.log.committed
+            || m.commit > m.index
+            || m.commit_term == 0
+            || m.commit_term > m.log_term
+        {
+            return;
+        }
+        if self.log.term(m.commit).is_ok_and(|t| t == m.commit_term) {
+            info!(self.logger, "learned the commit index from a candidate"; "from" => m.from,
+                  "commit" => m.commit, "was" => self.log.committed);
+            self.log.commit_to(m.commit);
+        }
+    }
+
     fn handle_vote_request(&mut self, m: &Message) {
         let kind = m.kind();
         let resp_kind = if kind == MessageType::MsgVote {
@@ -876,15 +930,26 @@ impl<S: Storage> Raft<S> {
                         kind: m.kind(),
                     });
                 }
-                if let Err(e) = self.leader_read(m.from, std::mem::take(&mut m.context)) {
+                // Answered to the node that asked, even if another one passed it on.
+                let requester = requester_of(m);
+                if self.prs.get(requester).is_none() {
+                    debug!(self.logger, "refusing forwarded read: unknown requester";
+                           "from" => m.from, "requester" => requester);
+                    return Ok(());
+                }
+                let ctx = std::mem::take(&mut m.context);
+                if let Err(e) = self.leader_read(requester, ctx, m.read_round) {
                     debug!(self.logger, "refusing forwarded read"; "from" => m.from,
                            "reason" => %e);
                 }
             }
             MessageType::MsgTransferLeader => {
-                if let Err(e) = self.transfer_leader(m.from) {
+                // The kind means "transfer to the requester": the sender, unless it passed on
+                // another node's request.
+                let to = requester_of(m);
+                if let Err(e) = self.transfer_leader(to) {
                     debug!(self.logger, "refusing transfer request"; "from" => m.from,
-                           "reason" => %e);
+                           "to" => to, "reason" => %e);
                 }
             }
             _ => {}
@@ -915,7 +980,12 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         let first_index = self.log.first_index();
-        if pr.maybe_update(m.index) {
+        // An acknowledgement at the match while probing also ends the probe: the follower is
+        // caught up and the next appends may be pipelined (etcd does the same). Without it, a
+        // caught-up peer stayed in probe until the next proposal grew its match.
+        let caught_up_probe = pr.state == ProgressState::Probe && m.index == pr.matched;
+        let updated = pr.maybe_update(m.index);
+        if updated || caught_up_probe {
             match pr.state {
                 ProgressState::Probe => pr.become_replicate(),
                 ProgressState::Replicate => pr.inflights.free_le(m.index),
@@ -928,8 +998,13 @@ impl<S: Storage> Raft<S> {
                     }
                 }
             }
-            self.append_due = true;
-            self.maybe_commit();
+            if updated {
+                self.append_due = true;
+                self.maybe_commit();
+            } else if pr.matched < self.log.last_index() {
+                // Back in replicate with entries to send.
+                self.append_due = true;
+            }
         }
         if m.from == self.lead_transferee
             && self
@@ -1021,19 +1096,20 @@ impl<S: Storage> Raft<S> {
                 }
             }
             MessageType::MsgReadIndex if self.leader_id != 0 => {
+                // Passed on with the requester (and its id for the read) kept: the leader
+                // answers the node that asked, not this one (issue 12 item 5).
                 let mut fwd = std::mem::take(m);
+                fwd.requester = requester_of(&fwd);
                 fwd.to = self.leader_id;
                 fwd.from = self.id;
                 self.send(fwd);
             }
-            MessageType::MsgReadIndexResp => {
-                self.read_states.push(ReadState {
-                    index: m.index,
-                    request_ctx: std::mem::take(&mut m.context),
-                });
-            }
+            MessageType::MsgReadIndexResp => self.handle_read_index_response(m),
             MessageType::MsgTransferLeader if self.leader_id != 0 => {
+                // Passed on with the requester kept: leadership goes to the node that asked,
+                // not to this one (issue 12 item 6).
                 let mut fwd = std::mem::take(m);
+                fwd.requester = requester_of(&fwd);
                 fwd.to = self.leader_id;
                 fwd.from = self.id;
                 fwd.term = self.term;
@@ -1055,9 +1131,11 @@ impl<S: Storage> Raft<S> {
                    "committed" => self.log.committed);
             r.index = self.log.committed;
         } else if self.log.match_term(EntryId::new(index, term)) {
-            // Our log already holds the snapshot's last entry: just fast-forward commit.
+            // Our log already holds the snapshot's last entry: just fast-forward commit. The
+            // answer vouches only for what was compared with the leader's log: the snapshot's
+            // entry and what is committed (entries after it were never checked).
             self.log.commit_to(index);
-            r.index = self.log.last_index();
+            r.index = self.log.committed;
         } else {
             let cs = snap
                 .metadata
@@ -1197,6 +1275,10 @@ impl<S: Storage> Raft<S> {
             m.term = vote_term;
             m.index = last.index;
             m.log_term = last.term;
+            // What this candidate knows committed: a voter holding the same entry learns it
+            // (see `learn_commit_from_candidate`).
+            m.commit = self.log.committed;
+            m.commit_term = self.log.term(self.log.committed).unwrap_or(0);
             if kind == CampaignKind::Transfer {
                 m.context = Bytes::from_static(CAMPAIGN_TRANSFER);
             }
@@ -1351,8 +1433,8 @@ impl<S: Storage> Raft<S> {
             self.commit_due = true;
             self.append_due = true;
             if !self.reads_before_commit.is_empty() {
-                for (from, ctx) in std::mem::take(&mut self.reads_before_commit) {
-                    if let Err(e) = self.leader_read(from, ctx) {
+                for (from, ctx, req_id) in std::mem::take(&mut self.reads_before_commit) {
+                    if let Err(e) = self.leader_read(from, ctx, req_id) {
                         debug!(self.logger, "dropping queued read"; "reason" => %e);
                     }
                 }
@@ -1510,16 +1592,44 @@ impl<S: Storage> Raft<S> {
 
     pub fn read_index(&mut self, ctx: Bytes) -> Result<(), ReadIndexError> {
         if self.role == Role::Leader {
-            return self.leader_read(self.id, ctx);
+            return self.leader_read(self.id, ctx, 0);
         }
         if self.leader_id == 0 {
             return Err(ReadIndexError::NoLeader);
         }
+        // Tagged with an id of this node's own, echoed in the answer: this node accepts only
+        // answers to reads it asked for, never one to another node's read with the same
+        // context (a stale read) or an old answer to an earlier read (issue 12 item 5).
+        self.read_forwarded_seq += 1;
+        let id = self.read_forwarded_seq;
+        if self.reads_forwarded.len() >= self.reads_pending_max {
+            self.reads_forwarded.pop_front();
+        }
+        self.reads_forwarded.push_back((id, ctx.clone()));
         let mut m = self.msg(self.leader_id, MessageType::MsgReadIndex);
         m.term = 0;
         m.context = ctx;
+        m.read_round = id;
         self.send(m);
         Ok(())
+    }
+
+    /// An answer to a forwarded read: accepted only if it answers one this node asked for.
+    fn handle_read_index_response(&mut self, m: &mut Message) {
+        let pos = self
+            .reads_forwarded
+            .iter()
+            .position(|(id, ctx)| *id == m.read_round && *ctx == m.context);
+        let Some(pos) = pos else {
+            debug!(self.logger, "ignoring an answer to a read this node did not ask for";
+                   "from" => m.from, "id" => m.read_round);
+            return;
+        };
+        self.reads_forwarded.remove(pos);
+        self.read_states.push(ReadState {
+            index: m.index,
+            request_ctx: std::mem::take(&mut m.context),
+        });
     }
 
     /// Whether the lease from the newest quorum-acknowledged heartbeat round still holds.
@@ -1532,8 +1642,9 @@ impl<S: Storage> Raft<S> {
                 .is_some_and(|t| self.now < t + lease_ticks)
     }
 
-    /// A read on the leader, asked by `from` (itself or a follower).
-    fn leader_read(&mut self, from: u64, ctx: Bytes) -> Result<(), ReadIndexError> {
+    /// A read on the leader, asked by `from` (itself or a follower, whose id for the request
+    /// is `req_id`).
+    fn leader_read(&mut self, from: u64, ctx: Bytes, req_id: u64) -> Result<(), ReadIndexError> {
         let lease = self.read_only_option == ReadOnlyOption::LeaseBased;
         if lease && self.lead_transferee != 0 {
             return Err(ReadIndexError::TransferInProgress);
@@ -1545,13 +1656,14 @@ impl<S: Storage> Raft<S> {
         if self.log.term(committed).ok() != Some(self.term) {
             // Until it commits an entry of its term, a new leader does not know its
             // predecessors' commit index (thesis §6.4): postpone.
-            self.reads_before_commit.push((from, ctx));
+            self.reads_before_commit.push((from, ctx, req_id));
             return Ok(());
         }
         if self.prs.is_singleton() || (lease && self.lease_valid()) {
             self.respond_read(PendingRead {
                 from,
                 ctx,
+                req_id,
                 index: committed,
                 round: 0,
             });
@@ -1562,6 +1674,7 @@ impl<S: Storage> Raft<S> {
         self.read_only.add_request(PendingRead {
             from,
             ctx,
+            req_id,
             index: committed,
             round,
         });
@@ -1579,6 +1692,20 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Decides again which pending reads the current quorum has confirmed: after a
+    /// configuration change, a quorum of the new voters may already have acknowledged a round
+    /// that the old one never confirmed (issue 12 item 3: a read pending when the voters shrank
+    /// to the leader alone waited for ever).
+    fn release_confirmed_reads(&mut self) {
+        let voters = &self.prs.config.voters;
+        let done = self
+            .read_only
+            .release(|acked| voters.vote_result(|id| acked(id).then_some(true)) == VoteResult::Won);
+        for req in done {
+            self.respond_read(req);
+        }
+    }
+
     fn respond_read(&mut self, req: PendingRead) {
         if req.from == self.id {
             self.read_states.push(ReadState {
@@ -1589,6 +1716,7 @@ impl<S: Storage> Raft<S> {
             let mut m = self.msg(req.from, MessageType::MsgReadIndexResp);
             m.index = req.index;
             m.context = req.ctx;
+            m.read_round = req.req_id;
             self.send(m);
         }
     }
@@ -1604,9 +1732,12 @@ impl<S: Storage> Raft<S> {
 
     pub fn transfer_leader(&mut self, to: u64) -> Result<(), TransferError> {
         if self.role != Role::Leader {
-            return Err(TransferError::NotLeader {
-                leader_hint: (self.leader_id != 0).then_some(self.leader_id),
-            });
+            if self.role != Role::Follower || self.leader_id == 0 {
+                return Err(TransferError::NotLeader {
+                    leader_hint: (self.leader_id != 0).then_some(self.leader_id),
+                });
+            }
+            return self.forward_transfer(to);
         }
         if to == self.id {
             return Err(TransferError::ToSelf);
@@ -1637,6 +1768,28 @@ impl<S: Storage> Raft<S> {
                 self.empty_append_due.push(to);
             }
         }
+        Ok(())
+    }
+
+    /// A transfer asked on a follower goes to the leader, naming `to` as the requester (etcd
+    /// forwards it too). The checks this node can make with its configuration are made here;
+    /// the leader makes them again with its own.
+    fn forward_transfer(&mut self, to: u64) -> Result<(), TransferError> {
+        if self.prs.get(to).is_none() {
+            return Err(TransferError::UnknownNode { id: to });
+        }
+        if !self.prs.is_voter(to) {
+            return Err(TransferError::Learner { id: to });
+        }
+        if to == self.leader_id {
+            // Already the leader: nothing to transfer.
+            return Ok(());
+        }
+        info!(self.logger, "forwarding a leadership transfer to the leader";
+              "leader" => self.leader_id, "to" => to);
+        let mut m = self.msg(self.leader_id, MessageType::MsgTransferLeader);
+        m.requester = to;
+        self.send(m);
         Ok(())
     }
 
@@ -1814,6 +1967,16 @@ pub(crate) fn conf_state_is_valid(cs: &ConfState) -> bool {
         .iter()
         .any(|l| cs.voters.contains(l) || !cs.voters_outgoing.contains(l));
     !learner_is_voter && !bad_demotion
+}
+
+/// The node a read or transfer request is for: the one that asked, which is the sender
+/// unless the sender passed on another node's request.
+fn requester_of(m: &Message) -> u64 {
+    if m.requester != 0 {
+        m.requester
+    } else {
+        m.from
+    }
 }
 
 /// Decodes the change carried by a configuration entry: `None` for a normal entry,

@@ -316,12 +316,17 @@ impl<S: Storage> RawNode<S> {
                 .expect("checked by snapshot_ready_to_apply");
             let first_index = r.log.applying + 1;
             r.log.applying_to(snap.index());
-            let conf_state = snap.metadata.as_ref().and_then(|m| m.conf_state.clone());
+            let conf_changes = snap
+                .metadata
+                .as_ref()
+                .and_then(|m| m.conf_state.clone())
+                .map(|cs| vec![(snap.index(), cs)])
+                .unwrap_or_default();
             *slot = Some(ApplyBatch::new(
                 r.id,
                 first_index,
                 Some(snap),
-                conf_state,
+                conf_changes,
                 Vec::new(),
             ));
             return;
@@ -345,8 +350,8 @@ impl<S: Storage> RawNode<S> {
         }
         // Configuration changes are rare: skip the scan for them when there are none.
         let normal = EntryType::EntryNormal as i32;
-        let conf_state = if entries.iter().all(|e| e.entry_type == normal) {
-            None
+        let conf_changes = if entries.iter().all(|e| e.entry_type == normal) {
+            Vec::new()
         } else {
             r.queue_conf_changes(&entries)
         };
@@ -354,7 +359,7 @@ impl<S: Storage> RawNode<S> {
             r.id,
             first_index,
             None,
-            conf_state,
+            conf_changes,
             entries,
         );
     }
