@@ -95,7 +95,8 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Asks for a linearizable read. The leader confirms it with a heartbeat round (or its
-    /// lease, under [`ReadOnlyOption::LeaseBased`]); a follower forwards it to the leader.
+    /// lease, under [`ReadOnlyOption::LeaseBased`]); a follower forwards it to the leader,
+    /// tagged with an id of its own, and accepts only an answer to a read it asked for.
     /// The answer arrives as a [`ReadState`] in [`Ready::read_states`], carrying `ctx` back.
     ///
     /// # Errors
@@ -107,9 +108,12 @@ impl<S: Storage> RawNode<S> {
 
     /// Hands leadership to `to`: catches it up, then tells it to campaign at once.
     /// Proposals are refused meanwhile; the transfer is abandoned after an election timeout.
+    /// On a follower that knows the leader, the request is passed on to it (naming `to`), as
+    /// etcd does; the leader may still refuse it.
     ///
     /// # Errors
-    /// [`TransferError`] when this node is not the leader or `to` cannot lead.
+    /// [`TransferError`] when no leader is known (or this node is a candidate), or `to`
+    /// cannot lead (as far as this node's configuration tells).
     pub fn transfer_leader(&mut self, to: u64) -> Result<(), TransferError> {
         self.raft.transfer_leader(to)
     }
