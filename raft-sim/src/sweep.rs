@@ -85,6 +85,10 @@ pub struct FeatureCounts {
     pub nodes_retired: u64,
     /// Reads served by ReadIndex or lease.
     pub reads: u64,
+    /// Seeds with the promotion-crash agent on.
+    pub promotion_crash: u64,
+    /// Leaders it crashed right after they committed a promotion.
+    pub promotion_crashes: u64,
 }
 
 impl FeatureCounts {
@@ -103,6 +107,8 @@ impl FeatureCounts {
         self.nodes_started += a.nodes_started;
         self.nodes_retired += a.nodes_retired;
         self.reads += a.reads_served;
+        self.promotion_crash += u64::from(o.promotion_crash);
+        self.promotion_crashes += a.promotion_crashes;
     }
 }
 
@@ -130,13 +136,15 @@ impl SweepSummary {
         let f = &self.features;
         format!(
             "features (seeds on): compaction={} transfer={} membership={} read_index={} \
-             lease={}; did: snapshots sent={} restored={} restarts_from_snapshot={} \
-             transfers={} conf_changes_applied={} nodes added={} removed={} reads_served={}",
+             lease={} promotion_crash={}; did: snapshots sent={} restored={} \
+             restarts_from_snapshot={} transfers={} conf_changes_applied={} nodes added={} \
+             removed={} reads_served={} promotion_crashes={}",
             f.compaction,
             f.transfer,
             f.membership,
             f.read_index,
             f.lease,
+            f.promotion_crash,
             f.snapshots_sent,
             f.snapshots_applied,
             f.restarts_from_snapshot,
@@ -144,7 +152,8 @@ impl SweepSummary {
             f.conf_changes,
             f.nodes_started,
             f.nodes_retired,
-            f.reads
+            f.reads,
+            f.promotion_crashes
         )
     }
 

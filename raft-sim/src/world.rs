@@ -127,6 +127,12 @@ pub(crate) enum Ev {
     },
     Liveness,
     Probe,
+    /// The promotion-crash agent watches leader `node` until it commits `index`.
+    PromotionCrash {
+        node: usize,
+        index: u64,
+        polls_left: u32,
+    },
 }
 
 /// An event input that waits while its node is paused.
@@ -225,6 +231,8 @@ pub struct AgentStats {
     pub nodes_retired: u64,
     /// Reads served by ReadIndex or lease.
     pub reads_served: u64,
+    /// Leaders the promotion-crash agent crashed right after they committed a promotion.
+    pub promotion_crashes: u64,
 }
 
 /// One seed's world.
@@ -530,6 +538,11 @@ impl World {
             Ev::Resume { node } => self.resume(node),
             Ev::Liveness => self.start_liveness(),
             Ev::Probe => self.probe(),
+            Ev::PromotionCrash {
+                node,
+                index,
+                polls_left,
+            } => self.promotion_crash(node, index, polls_left),
         }
     }
 
