@@ -156,6 +156,17 @@ pub enum Fault {
     /// A configuration that contradicts itself (an id in two roles, id 0, ...).
     #[error("invalid configuration")]
     InvalidConfState,
+    /// A term or an index above the largest a node accepts (`u64::MAX / 2`), or one the next
+    /// index after would not fit in a `u64`. The node adds to the numbers it accepts (a
+    /// campaign adds one to the term, an append one per entry to the last index), so no
+    /// number from the network may leave it without room to do so.
+    #[error("{field} {value} is too large")]
+    NumberTooLarge {
+        /// The message field (`term`, `index`, `entry index`, `snapshot index`, ...).
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
 }
 
 /// Why a proposal was not appended.

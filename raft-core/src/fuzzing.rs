@@ -5,7 +5,8 @@
 //! Each body takes arbitrary bytes, never panics on them unless it found a bug, and checks
 //! what its target is about after every step:
 //! 1. [`decode_and_step`]: bytes → `Message` → `step` into a node in some role: never a
-//!    panic; a refused message changes nothing; invariants hold.
+//!    panic; a refused message changes nothing; invariants hold, then and while the node
+//!    goes on ticking and proposing (an accepted number must leave room for its arithmetic).
 //! 2. [`cluster_schedule`]: bytes choose a schedule of deliveries, drops, duplicates, ticks,
 //!    proposals and field mutations in a three-node cluster: invariants hold on every node,
 //!    and, unless a forged (mutated) message was accepted, no two nodes lead one term or
@@ -126,6 +127,17 @@ pub fn decode_and_step(data: &[u8]) {
         );
     }
     target.check_invariants();
+    let _ = drain(target, &mut sink);
+    target.check_invariants();
+    // An accepted number must also leave the node room for its own arithmetic: past an
+    // election timeout (at most twice the default 10 ticks) it campaigns (`term + 1`) or,
+    // leading, sends heartbeats and appends; then it takes a proposal (`last_index + 1`).
+    for _ in 0..21 {
+        target.tick();
+        let _ = drain(target, &mut sink);
+        target.check_invariants();
+    }
+    let _ = target.propose(vec![1]);
     let _ = drain(target, &mut sink);
     target.check_invariants();
 }

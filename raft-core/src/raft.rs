@@ -652,6 +652,14 @@ impl<S: Storage> Raft<S> {
 
     /// Checks a message from the network against the Raft rules and this node's state,
     /// without changing anything.
+    ///
+    /// Numbers from the network never meet unchecked arithmetic here: this function denies
+    /// `clippy::arithmetic_side_effects`, so an addition that could overflow on a hostile
+    /// number (as `m.index + 1 + i` once did, issue 19) does not compile. The lint is denied
+    /// for this function only, not for the crate: the role logic adds to numbers this
+    /// function bounded (every term and index at most [`NUMBER_MAX`]), and checked arithmetic
+    /// there would say nothing but "cannot happen" at every `+ 1`.
+    #[deny(clippy::arithmetic_side_effects)]
     fn validate(&self, m: &Message) -> Result<(), StepError> {
         let kind = MessageType::try_from(m.msg_type)
             .ok()
@@ -673,6 +681,9 @@ impl<S: Storage> Raft<S> {
             return Err(StepError::MissingTerm { kind });
         }
         let malformed = |fault| Err(StepError::Malformed { kind, fault });
+        if let Some(fault) = number_too_large(m) {
+            return malformed(fault);
+        }
         match kind {
             MessageType::MsgApp => {
                 if m.log_term > m.term || (m.index == 0 && m.log_term != 0) {
@@ -684,7 +695,22 @@ impl<S: Storage> Raft<S> {
                 }
                 let mut prev_term = m.log_term;
                 for (i, e) in m.entries.iter().enumerate() {
-                    let expected = m.index + 1 + i as u64;
+                    // `m.index <= NUMBER_MAX`, so this cannot overflow with any list that fits
+                    // in memory; checked all the same, as the lint on this function asks.
+                    let Some(expected) =
+                        m.index.checked_add(1).and_then(|n| n.checked_add(i as u64))
+                    else {
+                        return malformed(Fault::NumberTooLarge {
+                            field: "entry index",
+                            value: e.index,
+                        });
+                    };
+                    if expected > NUMBER_MAX {
+                        return malformed(Fault::NumberTooLarge {
+                            field: "entry index",
+                            value: expected,
+                        });
+                    }
                     if e.index != expected {
                         return malformed(Fault::EntryIndex {
                             position: i,
@@ -706,7 +732,8 @@ impl<S: Storage> Raft<S> {
                     }
                     prev_term = e.term;
                 }
-                let msg_last = m.index + m.entries.len() as u64;
+                // The entries are consecutive from `m.index + 1` (checked above).
+                let msg_last = m.entries.last().map_or(m.index, |e| e.index);
                 if m.commit > msg_last {
                     return malformed(Fault::CommitNotVouched {
                         commit: m.commit,
@@ -1941,6 +1968,32 @@ impl<S: Storage> Raft<S> {
             pr.check_invariants();
         }
     }
+}
+
+/// The largest term or index a node accepts from the network (`u64::MAX / 2`). The node adds
+/// to what it accepts: a campaign adds one to the term, an append one per entry to the last
+/// index, a peer's next index is its match index plus one. With every number from the network
+/// at most this, 2^63 elections or entries would be needed before any of that overflows,
+/// which no cluster lives to see; an honest peer's numbers are never near it.
+pub(crate) const NUMBER_MAX: u64 = u64::MAX / 2;
+
+/// The first term or index in `m`, other than its entries', above [`NUMBER_MAX`] (entries are
+/// checked where their indexes are: only `MsgApp`'s are kept as sent).
+#[deny(clippy::arithmetic_side_effects)]
+fn number_too_large(m: &Message) -> Option<Fault> {
+    let meta = m.snapshot.as_ref().and_then(|s| s.metadata.as_ref());
+    [
+        ("term", m.term),
+        ("log term", m.log_term),
+        ("index", m.index),
+        ("commit", m.commit),
+        ("reject hint", m.reject_hint),
+        ("snapshot index", meta.map_or(0, |md| md.index)),
+        ("snapshot term", meta.map_or(0, |md| md.term)),
+    ]
+    .into_iter()
+    .find(|&(_, value)| value > NUMBER_MAX)
+    .map(|(field, value)| Fault::NumberTooLarge { field, value })
 }
 
 /// Whether a configuration from a peer is self-consistent: at least one voter, no id 0, no
