@@ -112,6 +112,17 @@
 //! takes effect when its entry is reported applied, and [`ApplyBatch::conf_state`] shows the
 //! configuration after the batch ([`ApplyBatch::conf_state_at`]: at any index of it) for the
 //! driver's snapshots.
+//!
+//! # Modules
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | `raw_node` | [`RawNode`]: inputs, `ready()`, completions, getters |
+//! | `raft/` | the role logic, by concern: `mod.rs` (the `Raft` struct, `step`'s dispatch, output), `election.rs`, `replication.rs`, `reads.rs`, `transfer.rs`, `membership.rs`, `validate.rs` (remote input), `completions.rs` |
+//! | [`ready`] | [`Ready`], [`PersistBatch`], [`ApplyBatch`] and their completion tokens |
+//! | [`log`], [`storage`] | the log over the [`Storage`] trait, [`MemStorage`] |
+//! | [`tracker`], [`quorum`], [`confchange`], [`read_only`] | progress per peer, quorum math, the configuration changer, read-index rounds (pure pieces) |
+//! | [`wire`] | the prost types of `proto/raft.proto` |
 #![warn(missing_docs)]
 
 mod buffers;
