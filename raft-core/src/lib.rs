@@ -9,7 +9,7 @@
 //! # The driver loop
 //!
 //! ```
-//! use raft_core::{ConfState, Config, MemStorage, RawNode, Ready};
+//! use raft_core::{ConfState, Config, MemStorage, MessageType, RawNode, Ready, SnapshotStatus};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let logger = slog::Logger::root(slog::Discard, slog::o!());
@@ -18,17 +18,30 @@
 //! node.campaign()?;
 //! let mut proposed = None;
 //! let mut applied = Vec::new();
+//! // Your transport: here every send succeeds (a single node sends nothing anyway).
+//! let send = |_m: &raft_core::Message| -> Result<(), std::io::Error> { Ok(()) };
 //! for _round in 0..10 {
 //!     // 1. Inputs: ticks from your timer, messages from your network, proposals.
 //!     node.tick();
 //!     if proposed.is_none() && node.leader() == Some(node.id()) {
 //!         proposed = Some(node.propose(b"x=1".to_vec())?);
 //!     }
-//!     // 2. Output: everything the node wants done, moved out.
+//!     // 2. Output: everything the node wants done, moved out. Completions create work
+//!     //    (a durable vote elects a lone voter, an applied change appends the leave-joint
+//!     //    entry), so loop while there is some.
 //!     while node.has_ready() {
 //!         let Ready { messages, persist, apply, read_states: _ } = node.ready();
-//!         for _m in messages {
-//!             // send to _m.to; the network may lose it
+//!         for m in messages {
+//!             // Send to m.to; the network may lose it. Tell the leader how snapshot sends
+//!             // end, and which peers could not be reached: an unreported lost MsgSnap leaves
+//!             // the peer in snapshot state for ever.
+//!             let (to, snap) = (m.to, m.kind() == MessageType::MsgSnap);
+//!             match (send(&m), snap) {
+//!                 (Ok(()), true) => node.report_snapshot(to, SnapshotStatus::Finish),
+//!                 (Err(_), true) => node.report_snapshot(to, SnapshotStatus::Failure),
+//!                 (Err(_), false) => node.report_unreachable(to),
+//!                 (Ok(()), false) => {}
+//!             }
 //!         }
 //!         if let Some(batch) = persist {
 //!             node.storage_mut().persist(&batch)?; // write (and fsync if batch.sync)
@@ -46,6 +59,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Beside the loop:
+//! - **Restart**: build the node from the durable state with [`Config::applied`] set to what
+//!   the application applied. The founding snapshot ([`MemStorage::new_with_conf_state`], at
+//!   index 1) counts as applied index 1. If the durable snapshot is newer than the
+//!   application (the crash came between installing a snapshot and restoring the application
+//!   from it), restore the application from the storage's snapshot first: the node treats
+//!   everything up to the snapshot as applied and hands out only what follows.
+//! - **Snapshots of the application** need the configuration in effect at their index:
+//!   [`MemStorage::create_snapshot`] requires it, and [`ApplyBatch::conf_state_at`] gives it
+//!   for any index of an apply batch.
+//! - **Held replies**: an acknowledgement or a vote grant leaves once the write it vouches for
+//!   is durable, possibly after a later message overwrote that entry in memory. That is
+//!   correct (it was true when made), like a delayed packet.
+//!
+//! # Why vote requests carry the commit index
+//!
+//! A (pre-)vote request carries the candidate's commit index and the term of its entry there;
+//! a voter holding that entry learns that everything up to it is committed (log matching) and
+//! applies it once durable. Without it a learner promoted through a joint change could hold
+//! the longest log while its applied configuration still made it a learner: it refused every
+//! candidate and never campaigned, and the nodes that knew the promotion committed needed its
+//! vote, so no leader was ever elected (issue 12 item 1; etcd-io/etcd #12359). The commit
+//! index a candidate reports is true whatever its term, so learning it needs no new trust;
+//! letting "a voter of a committed configuration" campaign instead would need the very
+//! knowledge the stuck learner lacks.
 //!
 //! A driver on a hot path can keep one `Ready` per node and pass it back to
 //! [`RawNode::ready_into`] instead of calling `ready()`: the node then refills it in place and
@@ -71,7 +110,19 @@
 //!
 //! Membership changes: [`RawNode::propose_conf_change`] (single-step or joint); a change
 //! takes effect when its entry is reported applied, and [`ApplyBatch::conf_state`] shows the
-//! configuration after the batch for the driver's snapshots.
+//! configuration after the batch ([`ApplyBatch::conf_state_at`]: at any index of it) for the
+//! driver's snapshots.
+//!
+//! # Modules
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | `raw_node` | [`RawNode`]: inputs, `ready()`, completions, getters |
+//! | `raft/` | the role logic, by concern: `mod.rs` (the `Raft` struct, `step`'s dispatch, output), `election.rs`, `replication.rs`, `reads.rs`, `transfer.rs`, `membership.rs`, `validate.rs` (remote input), `completions.rs` |
+//! | [`ready`] | [`Ready`], [`PersistBatch`], [`ApplyBatch`] and their completion tokens |
+//! | [`log`], [`storage`] | the log over the [`Storage`] trait, [`MemStorage`] |
+//! | [`tracker`], [`quorum`], [`confchange`], [`read_only`] | progress per peer, quorum math, the configuration changer, read-index rounds (pure pieces) |
+//! | [`wire`] | the prost types of `proto/raft.proto` |
 #![warn(missing_docs)]
 
 mod buffers;

@@ -95,7 +95,8 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Asks for a linearizable read. The leader confirms it with a heartbeat round (or its
-    /// lease, under [`ReadOnlyOption::LeaseBased`]); a follower forwards it to the leader.
+    /// lease, under [`ReadOnlyOption::LeaseBased`]); a follower forwards it to the leader,
+    /// tagged with an id of its own, and accepts only an answer to a read it asked for.
     /// The answer arrives as a [`ReadState`] in [`Ready::read_states`], carrying `ctx` back.
     ///
     /// # Errors
@@ -107,9 +108,12 @@ impl<S: Storage> RawNode<S> {
 
     /// Hands leadership to `to`: catches it up, then tells it to campaign at once.
     /// Proposals are refused meanwhile; the transfer is abandoned after an election timeout.
+    /// On a follower that knows the leader, the request is passed on to it (naming `to`), as
+    /// etcd does; the leader may still refuse it.
     ///
     /// # Errors
-    /// [`TransferError`] when this node is not the leader or `to` cannot lead.
+    /// [`TransferError`] when no leader is known (or this node is a candidate), or `to`
+    /// cannot lead (as far as this node's configuration tells).
     pub fn transfer_leader(&mut self, to: u64) -> Result<(), TransferError> {
         self.raft.transfer_leader(to)
     }
@@ -316,12 +320,17 @@ impl<S: Storage> RawNode<S> {
                 .expect("checked by snapshot_ready_to_apply");
             let first_index = r.log.applying + 1;
             r.log.applying_to(snap.index());
-            let conf_state = snap.metadata.as_ref().and_then(|m| m.conf_state.clone());
+            let conf_changes = snap
+                .metadata
+                .as_ref()
+                .and_then(|m| m.conf_state.clone())
+                .map(|cs| vec![(snap.index(), cs)])
+                .unwrap_or_default();
             *slot = Some(ApplyBatch::new(
                 r.id,
                 first_index,
                 Some(snap),
-                conf_state,
+                conf_changes,
                 Vec::new(),
             ));
             return;
@@ -345,8 +354,8 @@ impl<S: Storage> RawNode<S> {
         }
         // Configuration changes are rare: skip the scan for them when there are none.
         let normal = EntryType::EntryNormal as i32;
-        let conf_state = if entries.iter().all(|e| e.entry_type == normal) {
-            None
+        let conf_changes = if entries.iter().all(|e| e.entry_type == normal) {
+            Vec::new()
         } else {
             r.queue_conf_changes(&entries)
         };
@@ -354,7 +363,7 @@ impl<S: Storage> RawNode<S> {
             r.id,
             first_index,
             None,
-            conf_state,
+            conf_changes,
             entries,
         );
     }

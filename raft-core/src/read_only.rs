@@ -9,11 +9,14 @@
 //!
 //! Invariants:
 //! 1. Round ids increase; a request waits for a round issued after it arrived (the next
-//!    one, started at the next `ready()` or heartbeat).(the next
 //!    one, started at the next `ready()` or heartbeat).
 //! 2. Requests are released in arrival order, each with the commit index it arrived at.
 //! 3. Everything here belongs to one term of one leader; a role or term change clears it.
 //! 4. The number of pending requests is bounded by `reads_pending_max`.
+//! 5. Whether a round is confirmed is decided again whenever it may have changed: at an
+//!    acknowledgement, at the leader's own acknowledgement when a round starts, and when the
+//!    configuration (the quorum) changes. A read never waits on a quorum that no longer
+//!    exists.
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -31,9 +34,12 @@ pub struct ReadState {
 /// A read waiting for its heartbeat round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PendingRead {
-    /// The node that asked (this leader or a follower that forwarded it).
+    /// The node that asked (this leader, or the follower whose request was forwarded).
     pub from: u64,
     pub ctx: Bytes,
+    /// The requester's id for a forwarded request, echoed in the answer so that it accepts
+    /// only answers to reads it asked for (0 for this leader's own reads).
+    pub req_id: u64,
     /// Commit index when the request arrived.
     pub index: u64,
     /// The round whose quorum acknowledgement confirms it.
@@ -97,10 +103,20 @@ impl ReadOnly {
             return Vec::new();
         }
         let e = self.acked.entry(peer).or_insert(0);
-        if *e >= round {
-            return Vec::new();
+        if *e < round {
+            *e = round;
         }
-        *e = round;
+        // Evaluated even when the acknowledgement is not new: the leader's own one is
+        // recorded when its round starts, and a lone voter's round is confirmed by it alone.
+        self.release(is_quorum)
+    }
+
+    /// Releases the requests that a quorum (as `is_quorum` decides it now) has confirmed:
+    /// called after an acknowledgement and whenever the configuration changes.
+    pub fn release(
+        &mut self,
+        is_quorum: impl Fn(&dyn Fn(u64) -> bool) -> bool,
+    ) -> Vec<PendingRead> {
         // The newest round a quorum has acknowledged.
         let mut confirmed = 0;
         for &(r, sent) in self.rounds.iter().rev() {
@@ -152,6 +168,7 @@ mod tests {
         PendingRead {
             from: 1,
             ctx: Bytes::from_static(b"c"),
+            req_id: 0,
             index,
             round,
         }
@@ -187,6 +204,28 @@ mod tests {
         assert!(ro.recv_ack(2, r1, majority_of_3).is_empty());
         assert!(ro.recv_ack(3, r1, majority_of_3).is_empty());
         assert_eq!(ro.pending_len(), 1);
+    }
+
+    #[test]
+    fn a_shrunk_quorum_releases_a_read_its_old_quorum_never_confirmed() {
+        let mut ro = ReadOnly::default();
+        let r1 = ro.new_round(1, 0);
+        ro.add_request(req(r1, 4));
+        assert!(
+            ro.recv_ack(1, r1, majority_of_3).is_empty(),
+            "the leader alone"
+        );
+        let only_1 = |acked: &dyn Fn(u64) -> bool| acked(1);
+        assert_eq!(ro.release(only_1), vec![req(r1, 4)]);
+    }
+
+    #[test]
+    fn a_lone_voter_confirms_its_round_by_its_own_ack() {
+        let mut ro = ReadOnly::default();
+        let r1 = ro.new_round(1, 0);
+        ro.add_request(req(r1, 2));
+        let only_1 = |acked: &dyn Fn(u64) -> bool| acked(1);
+        assert_eq!(ro.recv_ack(1, r1, only_1), vec![req(r1, 2)]);
     }
 
     #[test]

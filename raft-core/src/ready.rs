@@ -87,10 +87,16 @@ pub struct ApplyBatch {
     /// A snapshot to restore the state machine from, before `entries`.
     pub snapshot: Option<Snapshot>,
     /// The configuration in effect once this batch is applied, when the batch changes it
-    /// (a snapshot, or configuration-change entries). Store it with your snapshots.
+    /// (a snapshot, or configuration-change entries). Store it with your snapshots. A
+    /// snapshot taken in the middle of the batch needs the configuration at its index
+    /// instead: [`ApplyBatch::conf_state_at`].
     pub conf_state: Option<ConfState>,
     /// The entries, contiguous, all committed and durable locally.
     pub entries: Vec<Entry>,
+    /// The configuration after each change of the batch, by the index of its entry (a
+    /// snapshot counts as a change at its index), in index order; the last one is
+    /// `conf_state`.
+    conf_changes: Vec<(u64, ConfState)>,
     token: Applied,
 }
 
@@ -195,12 +201,32 @@ impl ApplyBatch {
         node: u64,
         first_index: u64,
         snapshot: Option<Snapshot>,
-        conf_state: Option<ConfState>,
+        conf_changes: Vec<(u64, ConfState)>,
         entries: Vec<Entry>,
     ) -> ApplyBatch {
         let mut batch = ApplyBatch::empty(node);
-        batch.refill(node, first_index, snapshot, conf_state, entries);
+        batch.refill(node, first_index, snapshot, conf_changes, entries);
         batch
+    }
+
+    /// The configuration in effect once the batch is applied up to `index` (a snapshot of
+    /// the application as of `index` must carry it), when the batch changed it at or before
+    /// `index`; `None` when the configuration at `index` is still the one in effect before the
+    /// batch (the one the previous batches announced, or the storage's).
+    #[inline]
+    pub fn conf_state_at(&self, index: u64) -> Option<&ConfState> {
+        self.conf_changes
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map(|(_, cs)| cs)
+    }
+
+    /// Each configuration change of the batch: the index of its entry (or of the snapshot)
+    /// and the configuration in effect from that index on, in index order.
+    #[inline]
+    pub fn conf_changes(&self) -> &[(u64, ConfState)] {
+        &self.conf_changes
     }
 
     /// A placeholder for [`ApplyBatch::refill`] to fill in place (it is not a valid batch
@@ -211,6 +237,7 @@ impl ApplyBatch {
             snapshot: None,
             conf_state: None,
             entries: Vec::new(),
+            conf_changes: Vec::new(),
             token: Applied {
                 node,
                 first_index: 0,
@@ -227,9 +254,13 @@ impl ApplyBatch {
         node: u64,
         first_index: u64,
         snapshot: Option<Snapshot>,
-        conf_state: Option<ConfState>,
+        conf_changes: Vec<(u64, ConfState)>,
         entries: Vec<Entry>,
     ) {
+        assert!(
+            conf_changes.windows(2).all(|w| w[0].0 < w[1].0),
+            "apply batch configuration changes are in index order"
+        );
         assert!(
             snapshot.is_some() || !entries.is_empty(),
             "an apply batch is never empty"
@@ -252,10 +283,11 @@ impl ApplyBatch {
             None => self.snapshot = None,
             Some(snap) => self.snapshot = Some(snap),
         }
-        match conf_state {
+        match conf_changes.last() {
             None => self.conf_state = None,
-            Some(cs) => self.conf_state = Some(cs),
+            Some((_, cs)) => self.conf_state = Some(cs.clone()),
         }
+        self.conf_changes = conf_changes;
         self.entries = entries;
     }
 
@@ -329,11 +361,39 @@ mod tests {
     #[test]
     fn a_refilled_apply_batch_keeps_nothing_of_its_previous_contents() {
         let cs = ConfState::with_voters(vec![1, 2]);
-        let mut reused = ApplyBatch::new(1, 1, Some(snapshot(5)), Some(cs), Vec::new());
+        let mut reused = ApplyBatch::new(1, 1, Some(snapshot(5)), vec![(5, cs)], Vec::new());
         assert_eq!(reused.last_index(), 5);
-        reused.refill(1, 6, None, None, entries(6, 8));
-        let fresh = ApplyBatch::new(1, 6, None, None, entries(6, 8));
+        reused.refill(1, 6, None, Vec::new(), entries(6, 8));
+        let fresh = ApplyBatch::new(1, 6, None, Vec::new(), entries(6, 8));
         assert_eq!(reused, fresh);
         assert_eq!(reused.applied(), fresh.applied());
+    }
+
+    #[test]
+    fn the_configuration_at_an_index_is_the_one_after_the_last_change_up_to_it() {
+        let a = ConfState::with_voters(vec![1, 2]);
+        let b = ConfState::with_voters(vec![1, 2, 3]);
+        let batch = ApplyBatch::new(
+            1,
+            6,
+            None,
+            vec![(7, a.clone()), (9, b.clone())],
+            entries(6, 11),
+        );
+        assert_eq!(
+            batch.conf_state_at(6),
+            None,
+            "before the first change: the old one"
+        );
+        assert_eq!(batch.conf_state_at(7), Some(&a));
+        assert_eq!(batch.conf_state_at(8), Some(&a));
+        assert_eq!(batch.conf_state_at(9), Some(&b));
+        assert_eq!(batch.conf_state_at(10), Some(&b));
+        assert_eq!(
+            batch.conf_state.as_ref(),
+            Some(&b),
+            "after the batch: the last one"
+        );
+        assert_eq!(batch.conf_changes(), &[(7, a), (9, b)]);
     }
 }

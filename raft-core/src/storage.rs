@@ -347,8 +347,11 @@ impl MemStorage {
     }
 
     /// Records a snapshot of the application's state as of `index` (which must still be in the
-    /// log) and returns it. `conf_state` is the configuration as of `index`; `None` uses the
-    /// stored one. The log is not compacted; call [`MemStorage::compact`] for that.
+    /// log) and returns it. `conf_state` is the configuration in effect at `index`: required,
+    /// because the newest one (the stored one) is wrong for an older index. Take it from the
+    /// apply batch that applied `index` ([`crate::ApplyBatch::conf_state_at`]) or from the
+    /// last one that changed it. The log is not compacted; call [`MemStorage::compact`] for
+    /// that.
     ///
     /// # Errors
     /// [`StorageError::SnapshotOutOfDate`] if `index` is below the current snapshot index,
@@ -356,7 +359,7 @@ impl MemStorage {
     pub fn create_snapshot(
         &mut self,
         index: u64,
-        conf_state: Option<ConfState>,
+        conf_state: ConfState,
         data: Bytes,
     ) -> Result<Snapshot, StorageError> {
         let current = self.snapshot_index();
@@ -364,7 +367,6 @@ impl MemStorage {
             return Err(StorageError::SnapshotOutOfDate { index, current });
         }
         let term = self.term(index)?;
-        let conf_state = conf_state.unwrap_or_else(|| self.conf_state.clone());
         let snapshot = Snapshot {
             data,
             metadata: Some(SnapshotMetadata {
@@ -674,7 +676,7 @@ mod tests {
         let mut s = storage_3_to_5();
         s.set_conf_state(ConfState::with_voters([1]));
         let snap = s
-            .create_snapshot(4, None, Bytes::from_static(b"app"))
+            .create_snapshot(4, ConfState::with_voters([1]), Bytes::from_static(b"app"))
             .unwrap();
         assert_eq!((snap.index(), snap.term()), (4, 4));
         assert_eq!(
@@ -688,14 +690,14 @@ mod tests {
             Err(StorageError::SnapshotTemporarilyUnavailable)
         );
         assert_eq!(
-            s.create_snapshot(3, None, Bytes::new()),
+            s.create_snapshot(3, ConfState::with_voters([1]), Bytes::new()),
             Err(StorageError::SnapshotOutOfDate {
                 index: 3,
                 current: 4
             })
         );
         assert_eq!(
-            s.create_snapshot(6, None, Bytes::new()),
+            s.create_snapshot(6, ConfState::with_voters([1]), Bytes::new()),
             Err(StorageError::Unavailable {
                 index: 6,
                 last_index: 5

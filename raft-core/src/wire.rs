@@ -176,9 +176,18 @@ pub struct Message {
     /// Opaque caller data (pre-vote/vote: campaign kind; read-index: the request context).
     #[prost(bytes = "bytes", tag = "12")]
     pub context: Bytes,
-    /// A leader-generated id tying heartbeats and their responses to a read-index round.
+    /// A leader-generated id tying heartbeats and their responses to a read-index round; on
+    /// a forwarded read request and its answer, the requester's id for the request.
     #[prost(uint64, tag = "15")]
     pub read_round: u64,
+    /// Vote and pre-vote requests: the term of the entry at `commit` in the candidate's log,
+    /// so that a voter holding that entry learns that everything up to it is committed.
+    #[prost(uint64, tag = "16")]
+    pub commit_term: u64,
+    /// A forwarded read request or transfer request: the node that asked (0 when it is the
+    /// sender). A read is answered to it, and leadership is transferred to it.
+    #[prost(uint64, tag = "17")]
+    pub requester: u64,
 }
 
 /// The kind of a single membership change.
@@ -365,6 +374,8 @@ mod tests {
                 reject_hint: u64::arbitrary(g),
                 context: Bytes::from(Vec::<u8>::arbitrary(g)),
                 read_round: u64::arbitrary(g),
+                commit_term: u64::arbitrary(g),
+                requester: u64::arbitrary(g),
             })
         }
     }
@@ -598,6 +609,16 @@ mod tests {
                     ..Message::default()
                 }
                 .encode_to_vec(),
+                ("Message", "commit_term") => Message {
+                    commit_term: 1,
+                    ..Message::default()
+                }
+                .encode_to_vec(),
+                ("Message", "requester") => Message {
+                    requester: 1,
+                    ..Message::default()
+                }
+                .encode_to_vec(),
                 ("ConfChange", "id") => ConfChange {
                     id: 1,
                     ..ConfChange::default()
@@ -652,6 +673,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 39, "every schema field is checked");
+        assert_eq!(checked, 41, "every schema field is checked");
     }
 }

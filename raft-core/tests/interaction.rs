@@ -37,7 +37,7 @@
 //! | `stabilize [no-persist=ID,ID] [only=ID,ID]` | until nothing moves: every live node's Ready is taken, written and applied, then every message is delivered; the disks of `no-persist` nodes are stalled (their batches stay queued); with `only`, the other nodes are frozen (no Ready, messages to them stay queued) |
 //! | `log ID`, `disk ID`, `status ID` | the node's log, its disk, its status and (on a leader) its peers' progress; `snap=t/i` names the snapshot a log starts after when it is not the founding 1/1 |
 //! | `conf ID`, `state ID` | the configuration in effect on the node (`voters=(1 2 4)&&(1 2 3) learners=(5)`, joint with the outgoing half after `&&`) / its state machine (applied index and data) |
-//! | `raw-step ID type=T from=X [to=Y] [term=] [log-term=] [index=] [commit=] [entries=t/i,t/i:data] [reject=B] [hint=] [context=] [read-round=]` | steps a hand-made message |
+//! | `raw-step ID type=T from=X [to=Y] [term=] [log-term=] [index=] [commit=] [entries=t/i,t/i:data] [reject=B] [hint=] [context=] [read-round=] [commit-term=] [requester=] [snap=t/i]` | steps a hand-made message; `snap=t/i` gives it a snapshot at i/t with the node's configuration |
 //! | `check` | `check_invariants()` on every live node (also run after every command) |
 //!
 //! Entries print as `t/i[:data]`, configuration changes as `t/i:cc(add=4 remove=3)`; an apply

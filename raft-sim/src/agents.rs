@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | transfer | up to `transfer_gap_max_us` | `transfer_leader(random voter)` on the current leader (errors are fine; clients retry proposals refused meanwhile) |
 //! | membership | up to `membership_gap_max_us` | on the current leader: leave an explicit joint configuration, or propose one change (add a new node as learner or voter, promote, demote, remove) or several at once through a joint configuration (left automatically or explicitly) |
+//! | promotion crash (`promotion_crash`, with membership) | each membership turn | three turns in four, a joint change that promotes a learner and demotes a voter other than the leader, with (half the time) another voter crashed first; then the leader is watched and crashed for good (it stays down into the liveness phase, which leaves it out first) as soon as it commits the change, before every node knows: the shape of issue 12 item 1, where a promoted learner holding the longest log stays a learner in its applied configuration |
 //!
 //! A new node is a spare slot started with an empty disk just before its addition is
 //! proposed; the leader then finds index 1 missing from it and sends it a snapshot. Node ids
@@ -30,6 +31,11 @@ use raft_core::{
 
 /// The fewest voters the membership agent leaves in a configuration.
 const VOTERS_MIN: usize = 2;
+/// How often the promotion-crash agent looks whether the leader committed the change: well
+/// below a network delay, so that it crashes the leader before its commit index spreads.
+const PROMOTION_POLL_US: u64 = 100;
+/// How many times it looks before it gives up (a second of simulated time).
+const PROMOTION_POLLS_MAX: u32 = 10_000;
 
 impl World {
     /// The running, unpaused leader with the highest term, if any.
@@ -75,12 +81,18 @@ impl World {
             return;
         };
         let conf = (*self.nodes[l].conf).clone();
+        // The promotion-crash agent takes three turns in four; the others draw an ordinary
+        // change.
+        let ordinary =
+            !conf.voters_outgoing.is_empty() || !self.opts.promotion_crash || !self.rng.ratio(3, 4);
         let cc = if !conf.voters_outgoing.is_empty() {
             if conf.auto_leave {
                 // The leader leaves by itself.
                 return;
             }
             ConfChangeV2::leave_joint()
+        } else if let Some(cc) = (!ordinary).then(|| self.draw_promotion(&conf, l)).flatten() {
+            cc
         } else {
             match self.draw_change(&conf) {
                 Some(cc) => cc,
@@ -95,10 +107,108 @@ impl World {
             }
         }
         let joint = cc.changes.len() > 1;
+        let promotes = cc.changes.iter().any(|c| {
+            c.change_type == ConfChangeType::AddNode as i32 && conf.learners.contains(&c.node_id)
+        });
         let mut accepted = false;
         self.with_node(l, |n, cx| accepted = n.propose_conf_change(cc, cx));
         if accepted && joint {
             self.stats.joint_changes_proposed += 1;
+        }
+        if accepted && promotes && self.opts.promotion_crash {
+            let index = self.nodes[l].raw.as_ref().map_or(0, |r| r.last_index());
+            self.schedule(
+                PROMOTION_POLL_US,
+                Ev::PromotionCrash {
+                    node: l,
+                    index,
+                    polls_left: PROMOTION_POLLS_MAX,
+                },
+            );
+        }
+    }
+
+    /// A joint change promoting a learner and demoting a voter other than leader `l`, left
+    /// automatically; half the time another voter (neither of them nor the leader) is crashed
+    /// first, if the old configuration keeps a quorum without it. `None` when `conf` has no
+    /// learner or no voter to demote.
+    fn draw_promotion(&mut self, conf: &ConfState, l: usize) -> Option<ConfChangeV2> {
+        use ConfChangeType::{AddLearnerNode, AddNode};
+        let leader = l as u64 + 1;
+        let learners: Vec<u64> = conf.learners.clone();
+        let demotable: Vec<u64> = conf
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != leader)
+            .collect();
+        if learners.is_empty() || demotable.is_empty() || conf.voters.len() < VOTERS_MIN + 1 {
+            return None;
+        }
+        let promoted = self.rng.pick(&learners);
+        let demoted = self.rng.pick(&demotable);
+        let cc = ConfChangeV2::new(
+            ConfChangeTransition::Auto,
+            vec![
+                ConfChangeSingle::new(AddNode, promoted),
+                ConfChangeSingle::new(AddLearnerNode, demoted),
+            ],
+        );
+        confchange::apply(conf, &cc).ok()?;
+        let others: Vec<u64> = conf
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != leader && v != demoted)
+            .filter(|&v| self.nodes[v as usize - 1].is_up())
+            .collect();
+        if !others.is_empty() && self.rng.coin() {
+            let down = self.rng.pick(&others);
+            let stays = |id: u64| id != down && self.nodes[id as usize - 1].is_up();
+            if conf_chain::has_quorum(conf, stays) {
+                let node = down as usize - 1;
+                self.crash(node);
+                let d = self.fault_duration();
+                self.schedule(d, Ev::Restart { node });
+            }
+        }
+        Some(cc)
+    }
+
+    /// The promotion-crash agent's watch of leader `node`: once it has committed the change at
+    /// `index`, it is crashed at once and left down (the liveness phase leaves it out first).
+    /// Its last appends, carrying the new commit index, are still in flight: some nodes learn
+    /// it, others (those it sent no entries to, for lack of room in their window) do not.
+    /// Until then it looks again shortly, `polls_left` more times.
+    pub(crate) fn promotion_crash(&mut self, node: usize, index: u64, polls_left: u32) {
+        if self.phase != Phase::Safety || !self.nodes[node].is_up() {
+            return;
+        }
+        let Some(raw) = self.nodes[node].raw.as_ref() else {
+            return;
+        };
+        if raw.role() != Role::Leader {
+            return;
+        }
+        if raw.commit() >= index {
+            self.stats.promotion_crashes += 1;
+            let now = self.now_us;
+            self.trace.line(now, || {
+                format!(
+                    "agent: promotion committed: crash leader n{} for good",
+                    node + 1
+                )
+            });
+            self.crash(node);
+        } else if polls_left > 0 {
+            self.schedule(
+                PROMOTION_POLL_US,
+                Ev::PromotionCrash {
+                    node,
+                    index,
+                    polls_left: polls_left - 1,
+                },
+            );
         }
     }
 
@@ -317,6 +427,10 @@ impl World {
             })
             .collect();
         self.rng.shuffle(&mut candidates);
+        if self.opts.promotion_crash {
+            // A leader the promotion-crash agent crashed stays down: it is left out first.
+            candidates.sort_by_key(|&i| self.nodes[i].is_up());
+        }
         let mut out: Vec<usize> = Vec::new();
         for c in candidates {
             if out.len() as u64 >= self.opts.liveness_out {

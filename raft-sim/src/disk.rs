@@ -95,7 +95,7 @@ impl Disk {
     ) -> Result<(), String> {
         assert!(compact_to <= index, "compaction stays within the snapshot");
         self.durable
-            .create_snapshot(index, Some(conf.clone()), data)
+            .create_snapshot(index, conf.clone(), data)
             .map_err(|e| format!("durable snapshot at {index} refused: {e}"))?;
         self.durable.set_conf_state(conf);
         self.durable

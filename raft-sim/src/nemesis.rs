@@ -54,7 +54,7 @@ impl World {
         self.schedule(gap, Ev::Nemesis);
     }
 
-    fn fault_duration(&mut self) -> u64 {
+    pub(crate) fn fault_duration(&mut self) -> u64 {
         let max = self.opts.fault_duration_max_us;
         self.rng.range(max / 10 + 1, max)
     }
@@ -200,7 +200,7 @@ impl World {
         self.schedule(d, Ev::Restart { node });
     }
 
-    fn crash(&mut self, node: usize) {
+    pub(crate) fn crash(&mut self, node: usize) {
         let torn_writes = self.opts.torn_writes;
         let mut loss = None;
         self.with_node(node, |n, cx| loss = Some(n.crash(torn_writes, cx)));

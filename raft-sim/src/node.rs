@@ -22,7 +22,7 @@
 //! was; it stays in the volatile cache until a later fsync covers it.
 //!
 //! Snapshots. The driver snapshots its state machine ([`Kv::encode`] as the snapshot data,
-//! `create_snapshot(applied, Some(conf_state), data)`) into both its in-memory storage (which
+//! `create_snapshot(applied, conf_state, data)`) into both its in-memory storage (which
 //! the leader reads `MsgSnap` snapshots from) and its disk, where the snapshot is durable at
 //! once (see [`crate::disk`]). It does so
 //! - whenever it has applied `compact_every_entries` entries past its last snapshot, and then
@@ -1071,7 +1071,7 @@ impl SimNode {
         let raw = self.raw.as_mut().expect("only running nodes snapshot");
         let st = raw.storage_mut();
         let made = st
-            .create_snapshot(index, Some(conf.clone()), data.clone())
+            .create_snapshot(index, conf.clone(), data.clone())
             .and_then(|snap| {
                 st.set_conf_state(conf.clone());
                 st.compact(compact_to)?;

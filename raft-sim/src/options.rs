@@ -11,7 +11,8 @@
 //! Besides faults, a seed draws which agents run (each is a swarm option the run prints):
 //! the compaction agent (snapshots and log compaction, so lagging and new nodes catch up by
 //! `MsgSnap`), the leadership-transfer agent, the membership agent (adds, removals, promotions,
-//! demotions, joint changes), and how clients read (through the log, by ReadIndex, or by
+//! demotions, joint changes) with its promotion-crash variant (promotions through joint
+//! changes, the leader crashed as it commits one), and how clients read (through the log, by ReadIndex, or by
 //! lease). Lease reads force check-quorum on (raft-core requires it) and cap clock drift at
 //! [`LEASE_DRIFT_PPM_MAX`].
 //!
@@ -190,6 +191,11 @@ pub struct Options {
     pub membership_gap_max_us: u64,
     /// Node slots beyond the founders, for nodes the membership agent adds.
     pub spare_nodes: u64,
+    /// The promotion-crash agent (with membership changes): joint changes that promote a
+    /// learner and demote a voter, now and then with another voter down, and the leader
+    /// crashed for good as soon as it commits one (before everyone knows). The shape of issue
+    /// 12 item 1 (a promoted learner holding the longest log, stuck as a learner).
+    pub promotion_crash: bool,
     /// How clients read.
     pub reads: ReadMode,
     /// Weight of the partition shape "isolate the current leader" (the other shapes weigh 1
@@ -307,6 +313,16 @@ impl Options {
         let reads = [ReadMode::Log, ReadMode::ReadIndex, ReadMode::Lease][rng.index(3)];
         let pause_catch_up = rng.coin();
         let step_down_on_removal = rng.ratio(3, 4);
+        // Drawn after every other option, so that those keep what they meant before it.
+        let promotion_crash = membership_gap_max_us > 0 && rng.ratio(1, 2);
+        // The shape needs followers that learn the commit index unevenly: one entry per
+        // append and one append in flight make the leader's last appends reach some nodes and
+        // not others.
+        let (msg_bytes_max, inflight_msgs_max) = if promotion_crash {
+            (1, 1)
+        } else {
+            (msg_bytes_max, inflight_msgs_max)
+        };
         let (check_quorum, clock_drift_ppm, pause_catch_up) = if reads == ReadMode::Lease {
             (true, clock_drift_ppm.min(LEASE_DRIFT_PPM_MAX), true)
         } else {
@@ -359,6 +375,7 @@ impl Options {
             transfer_gap_max_us,
             membership_gap_max_us,
             spare_nodes,
+            promotion_crash,
             reads,
             isolate_leader_weight: 1,
             leader_clock_slowdown: 1,
@@ -396,6 +413,7 @@ impl Options {
         self.crashes = false;
         self.membership_gap_max_us = 0;
         self.spare_nodes = 0;
+        self.promotion_crash = false;
         self.transfer_gap_max_us = 0;
         self.net_loss_ppm = 0;
         self.nemesis_gap_min_us = 100_000;
@@ -429,6 +447,7 @@ impl Options {
         self.transfer_gap_max_us = 0;
         self.membership_gap_max_us = 0;
         self.spare_nodes = 0;
+        self.promotion_crash = false;
         self.reads = ReadMode::Log;
         self.nodes = 3;
         self.safety_us = 3_000_000;
@@ -484,6 +503,7 @@ impl Options {
             "lease reads need clocks that keep running through pauses"
         );
         assert!(self.spare_nodes == 0 || self.membership_gap_max_us > 0);
+        assert!(!self.promotion_crash || self.membership_gap_max_us > 0);
     }
 
     /// The command-line flags that re-create `bugs` (empty when none is planted).
@@ -600,8 +620,8 @@ impl fmt::Display for Options {
         };
         writeln!(
             f,
-            "  agents: compaction={} transfer={} membership={} spare_nodes={} reads={:?} \
-             isolate_leader_weight={} leader_clock_slowdown={}x",
+            "  agents: compaction={} transfer={} membership={} spare_nodes={} \
+             promotion_crash={} reads={:?} isolate_leader_weight={} leader_clock_slowdown={}x",
             if self.compact_every_entries == 0 {
                 "off".to_string()
             } else {
@@ -613,6 +633,7 @@ impl fmt::Display for Options {
             every(self.transfer_gap_max_us),
             every(self.membership_gap_max_us),
             self.spare_nodes,
+            on_off(self.promotion_crash),
             self.reads,
             self.isolate_leader_weight,
             self.leader_clock_slowdown

@@ -41,4 +41,6 @@ pub struct AgentStats {
     pub nodes_retired: u64,
     /// Reads served by ReadIndex or lease.
     pub reads_served: u64,
+    /// Leaders the promotion-crash agent crashed right after they committed a promotion.
+    pub promotion_crashes: u64,
 }

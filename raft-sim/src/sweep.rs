@@ -187,6 +187,10 @@ pub struct FeatureCounts {
     pub nodes_retired: u64,
     /// Reads served by ReadIndex or lease.
     pub reads: u64,
+    /// Seeds with the promotion-crash agent on.
+    pub promotion_crash: u64,
+    /// Leaders it crashed right after they committed a promotion.
+    pub promotion_crashes: u64,
 }
 
 impl FeatureCounts {
@@ -205,23 +209,45 @@ impl FeatureCounts {
         self.nodes_started += a.nodes_started;
         self.nodes_retired += a.nodes_retired;
         self.reads += a.reads_served;
+        self.promotion_crash += u64::from(o.promotion_crash);
+        self.promotion_crashes += a.promotion_crashes;
     }
 
-    /// Adds the counts of another part of a sweep.
+    /// Adds the counts of another part of a sweep. The destructuring has no `..`, so a new
+    /// counter that is not merged here does not compile.
     pub fn merge(&mut self, o: &FeatureCounts) {
-        self.compaction += o.compaction;
-        self.transfer += o.transfer;
-        self.membership += o.membership;
-        self.read_index += o.read_index;
-        self.lease += o.lease;
-        self.snapshots_sent += o.snapshots_sent;
-        self.snapshots_applied += o.snapshots_applied;
-        self.restarts_from_snapshot += o.restarts_from_snapshot;
-        self.transfers += o.transfers;
-        self.conf_changes += o.conf_changes;
-        self.nodes_started += o.nodes_started;
-        self.nodes_retired += o.nodes_retired;
-        self.reads += o.reads;
+        let FeatureCounts {
+            compaction,
+            transfer,
+            membership,
+            read_index,
+            lease,
+            snapshots_sent,
+            snapshots_applied,
+            restarts_from_snapshot,
+            transfers,
+            conf_changes,
+            nodes_started,
+            nodes_retired,
+            reads,
+            promotion_crash,
+            promotion_crashes,
+        } = *o;
+        self.compaction += compaction;
+        self.transfer += transfer;
+        self.membership += membership;
+        self.read_index += read_index;
+        self.lease += lease;
+        self.snapshots_sent += snapshots_sent;
+        self.snapshots_applied += snapshots_applied;
+        self.restarts_from_snapshot += restarts_from_snapshot;
+        self.transfers += transfers;
+        self.conf_changes += conf_changes;
+        self.nodes_started += nodes_started;
+        self.nodes_retired += nodes_retired;
+        self.reads += reads;
+        self.promotion_crash += promotion_crash;
+        self.promotion_crashes += promotion_crashes;
     }
 
     /// Which features the seeds turned on and what they did, as one line.
@@ -229,13 +255,15 @@ impl FeatureCounts {
         let f = self;
         format!(
             "features (seeds on): compaction={} transfer={} membership={} read_index={} \
-             lease={}; did: snapshots sent={} restored={} restarts_from_snapshot={} \
-             transfers={} conf_changes_applied={} nodes added={} removed={} reads_served={}",
+             lease={} promotion_crash={}; did: snapshots sent={} restored={} \
+             restarts_from_snapshot={} transfers={} conf_changes_applied={} nodes added={} \
+             removed={} reads_served={} promotion_crashes={}",
             f.compaction,
             f.transfer,
             f.membership,
             f.read_index,
             f.lease,
+            f.promotion_crash,
             f.snapshots_sent,
             f.snapshots_applied,
             f.restarts_from_snapshot,
@@ -243,7 +271,8 @@ impl FeatureCounts {
             f.conf_changes,
             f.nodes_started,
             f.nodes_retired,
-            f.reads
+            f.reads,
+            f.promotion_crashes
         )
     }
 }

@@ -131,6 +131,12 @@ pub(crate) enum Ev {
     },
     Liveness,
     Probe,
+    /// The promotion-crash agent watches leader `node` until it commits `index`.
+    PromotionCrash {
+        node: usize,
+        index: u64,
+        polls_left: u32,
+    },
 }
 
 /// An event input that waits while its node is paused.
@@ -501,6 +507,11 @@ impl World {
             Ev::Resume { node } => self.resume(node),
             Ev::Liveness => self.start_liveness(),
             Ev::Probe => self.probe(),
+            Ev::PromotionCrash {
+                node,
+                index,
+                polls_left,
+            } => self.promotion_crash(node, index, polls_left),
         }
     }
 

@@ -28,7 +28,7 @@ use super::state_machine::StateMachine;
 use raft_core::{
     ApplyBatch, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
     Config, Entry, EntryId, HardState, MemStorage, Message, MessageType, PersistBatch, RawNode,
-    ReadOnlyOption, Ready, Role, SnapshotStatus, Storage, StorageError,
+    ReadOnlyOption, Ready, Role, Snapshot, SnapshotStatus, Storage, StorageError,
 };
 use slog::Logger;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -703,7 +703,25 @@ impl Cluster {
             if let Some(snap) = &batch.snapshot {
                 node.sm.restore(snap);
             }
+            let conf_before = node.sm.conf().clone();
             let changed = node.sm.apply_entries(&batch.entries) || batch.snapshot.is_some();
+            // Rule 5's per-index form: what the batch says the configuration is at each of
+            // its indexes (for a snapshot taken mid-batch) is what the replay gives.
+            let lo = batch
+                .snapshot
+                .as_ref()
+                .map_or(expected_first, Snapshot::index);
+            let hi = batch.entries.last().map_or(lo, |e| e.index);
+            for index in lo..=hi {
+                let said = batch.conf_state_at(index).unwrap_or(&conf_before);
+                if said != node.sm.conf_at(index) {
+                    lines.push(format!(
+                        "CONTRACT: apply batch says conf {} at {index}, the replay gives {}",
+                        render::conf_state(said),
+                        render::conf_state(node.sm.conf_at(index))
+                    ));
+                }
+            }
             let expected_conf = changed.then(|| node.sm.conf().clone());
             if batch.conf_state != expected_conf {
                 let show =
@@ -1065,7 +1083,7 @@ impl Cluster {
             NodeState::Up(raw) => raw.storage_mut(),
             NodeState::Down(disk) => disk,
         };
-        match disk.create_snapshot(index, Some(conf), data) {
+        match disk.create_snapshot(index, conf, data) {
             Ok(snap) => self
                 .out
                 .push(format!("snapshot={}", render::snapshot(&snap))),
@@ -1098,6 +1116,22 @@ impl Cluster {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
+        // `snap=t/i`: a snapshot at i/t carrying the node's current configuration.
+        let snapshot = match cmd.take("snap") {
+            Some(snap_id) => {
+                let e = parse_entry(&snap_id)?;
+                let conf = node_up(&mut self.nodes, id)?.conf_state();
+                Some(Box::new(Snapshot {
+                    data: Default::default(),
+                    metadata: Some(raft_core::wire::SnapshotMetadata {
+                        conf_state: Some(conf),
+                        index: e.index,
+                        term: e.term,
+                    }),
+                }))
+            }
+            None => None,
+        };
         let m = Message {
             msg_type,
             to: cmd.take_u64("to")?.unwrap_or(id),
@@ -1107,11 +1141,13 @@ impl Cluster {
             index: cmd.take_u64("index")?.unwrap_or(0),
             entries,
             commit: cmd.take_u64("commit")?.unwrap_or(0),
-            snapshot: None,
+            snapshot,
             reject: cmd.take_bool("reject")?.unwrap_or(false),
             reject_hint: cmd.take_u64("hint")?.unwrap_or(0),
             context: cmd.take("context").unwrap_or_default().into_bytes().into(),
             read_round: cmd.take_u64("read-round")?.unwrap_or(0),
+            commit_term: cmd.take_u64("commit-term")?.unwrap_or(0),
+            requester: cmd.take_u64("requester")?.unwrap_or(0),
         };
         if let Err(e) = node_up(&mut self.nodes, id)?.step(m) {
             self.out.push(format!("error: {e:?}"));

@@ -182,7 +182,10 @@ pub fn message(m: &Message) -> String {
             s.push_str(&format!(" hint={}", m.reject_hint));
         }
     }
-    if shown.commit || m.commit != 0 {
+    if m.commit_term != 0 {
+        // A vote request's commit index with the term of its entry, as `term/index`.
+        s.push_str(&format!(" commit={}/{}", m.commit_term, m.commit));
+    } else if shown.commit || m.commit != 0 {
         s.push_str(&format!(" commit={}", m.commit));
     }
     if !m.entries.is_empty() {
@@ -193,6 +196,9 @@ pub fn message(m: &Message) -> String {
     }
     if m.read_round != 0 {
         s.push_str(&format!(" read-round={}", m.read_round));
+    }
+    if m.requester != 0 {
+        s.push_str(&format!(" requester={}", m.requester));
     }
     if let Some(snap) = &m.snapshot {
         s.push_str(&format!(" snapshot={}", snapshot(snap)));
