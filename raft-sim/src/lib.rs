@@ -65,6 +65,7 @@ pub mod conf_chain;
 pub mod disk;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod html;
 pub mod kv;
 pub mod linearizability;
 mod nemesis;
@@ -72,8 +73,11 @@ pub mod net;
 pub mod node;
 pub mod options;
 pub mod rng;
+pub mod schedule;
+pub mod shrink;
 pub mod staleness;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
 pub mod world;
 
@@ -271,6 +275,16 @@ pub(crate) fn run_world(
     options: Options,
     profile: Profile,
     mut w: world::World,
+) -> RunReport {
+    run_world_in_place(seed, options, profile, &mut w)
+}
+
+/// [`run_world`] on a world the caller keeps (a schedule's run reads its tape afterwards).
+pub(crate) fn run_world_in_place(
+    seed: u64,
+    options: Options,
+    profile: Profile,
+    w: &mut world::World,
 ) -> RunReport {
     install_panic_hook();
     PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));
