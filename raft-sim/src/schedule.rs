@@ -30,6 +30,7 @@
 //! option safety_us 9000000
 //! ...                                     every field of Options, once
 //! fallback 7
+//! events_max 40                           optional: the run stops after 40 events
 //! expect events 111
 //! expect trace_hash 599fb7c465249863
 //! expect violation durable before send
@@ -62,6 +63,9 @@ pub struct Schedule {
     pub words: Vec<u64>,
     /// Seed of the stream that follows the words once they are used up.
     pub fallback: u64,
+    /// The run stops after this many events, if set (the shrinker's "shorter run"); the
+    /// end-of-run checks still run, and hold at any instant (pending operations are open).
+    pub events_max: Option<u64>,
     /// What the recorded run did, if known: checked by `replay`.
     pub expect: Option<Expect>,
 }
@@ -94,13 +98,14 @@ pub fn record(seed: u64, settings: &Settings) -> (RunReport, Schedule) {
     let mut rng = SimRng::new(seed);
     let options = crate::draw_options(&mut rng, settings);
     rng.start_tape();
-    let (report, words) = run_tape(seed, settings.profile, &options, rng, settings.trace);
+    let (report, words) = run_tape(seed, settings.profile, &options, rng, settings.trace, None);
     let schedule = Schedule {
         seed,
         profile: settings.profile,
         options,
         words,
         fallback: seed,
+        events_max: None,
         expect: Some(Expect::of(&report)),
     };
     (report, schedule)
@@ -117,13 +122,14 @@ pub fn record_with(
 ) -> (RunReport, Schedule) {
     let mut rng = SimRng::new(stream_seed);
     rng.start_tape();
-    let (report, words) = run_tape(seed, profile, options, rng, trace);
+    let (report, words) = run_tape(seed, profile, options, rng, trace, None);
     let schedule = Schedule {
         seed,
         profile,
         options: options.clone(),
         words,
         fallback: stream_seed,
+        events_max: None,
         expect: Some(Expect::of(&report)),
     };
     (report, schedule)
@@ -142,6 +148,7 @@ pub fn replay(schedule: &Schedule, trace: bool) -> (RunReport, Vec<u64>) {
         &schedule.options,
         rng,
         trace,
+        schedule.events_max,
     )
 }
 
@@ -151,8 +158,12 @@ fn run_tape(
     options: &Options,
     rng: SimRng,
     trace: bool,
+    events_max: Option<u64>,
 ) -> (RunReport, Vec<u64>) {
     let mut w = World::new(options.clone(), rng, trace);
+    if let Some(m) = events_max {
+        w.events_max = m;
+    }
     let report = crate::run_world_in_place(seed, options.clone(), profile, &mut w);
     let words = w.rng.take_tape_log();
     (report, words)
@@ -251,6 +262,9 @@ impl Schedule {
         let _ = writeln!(s, "profile {}", self.profile.flag().unwrap_or("swarm"));
         write_options(&self.options, &mut s);
         let _ = writeln!(s, "fallback {}", self.fallback);
+        if let Some(m) = self.events_max {
+            let _ = writeln!(s, "events_max {m}");
+        }
         if let Some(e) = &self.expect {
             let _ = writeln!(s, "expect events {}", e.events);
             let _ = writeln!(s, "expect trace_hash {:016x}", e.trace_hash);
@@ -291,6 +305,7 @@ impl Schedule {
         let mut options = Options::draw(&mut SimRng::new(0));
         let mut seen: Vec<&'static str> = Vec::new();
         let (mut seed, mut profile, mut fallback, mut count) = (None, None, None, None);
+        let mut events_max = None;
         let (mut events, mut hash, mut violation) = (None, None, None);
         let mut words = Vec::new();
         for (n, line) in lines {
@@ -302,6 +317,13 @@ impl Schedule {
             match key {
                 "seed" => seed = Some(num(rest).map_err(|e| err(n, e))?),
                 "fallback" => fallback = Some(num(rest).map_err(|e| err(n, e))?),
+                "events_max" => {
+                    let m = num(rest).map_err(|e| err(n, e))?;
+                    if m == 0 {
+                        return Err(err(n, "events_max must be at least 1".into()));
+                    }
+                    events_max = Some(m);
+                }
                 "profile" => profile = Some(parse_profile(rest).map_err(|e| err(n, e))?),
                 "option" => {
                     let (name, value) = rest
@@ -383,6 +405,7 @@ impl Schedule {
             options,
             words,
             fallback: fallback.ok_or_else(|| missing("fallback"))?,
+            events_max,
             expect,
         })
     }

@@ -10,18 +10,21 @@
 //! decisions only.
 //!
 //! Passes, repeated until a round keeps nothing or the budget says stop:
-//! 1. options: each simplification (fewer nodes, clients, keys; a fault family, an agent,
+//! 1. a shorter run: the smallest `events_max` (binary search) that still breaks `P`;
+//! 2. options: each simplification (fewer nodes, clients, keys; a fault family, an agent,
 //!    message loss or duplication off; a shorter safety phase; plain reads; ...) is tried on
 //!    the current words, then on a few fresh streams (a new stream with simpler options is a
 //!    different run, but if it breaks `P` sooner it is the better witness);
-//! 2. truncation: keep a prefix of the words (halving), the rest from the fallback stream;
-//! 3. deletion (delta debugging, Zeller's ddmin in the greedy form Hypothesis uses): remove
-//!    chunks of 8, 4, 2, 1 words at every position;
-//! 4. values: overwrite a word with the extremes (`u64::MAX` turns a chance into "no", a range
+//!    the current options are also tried on fresh streams each round (a random restart);
+//! 3. truncation: keep a prefix of the words (halving), the rest from the fallback stream;
+//! 4. deletion (delta debugging, Zeller's ddmin in the greedy form Hypothesis uses): remove
+//!    big chunks (halves, quarters, ...) at aligned positions, then chunks of 64, 16, 4 and 1
+//!    words at every position;
+//! 5. values: overwrite a word with the extremes (`u64::MAX` turns a chance into "no", a range
 //!    into its top; 0 the other way) and with its half.
 //!
 //! Determinism: the shrinker has no clock. The caller's [`Budget`] decides when to stop
-//! (the command line's `--time-limit` lives in `main.rs`), and with a budget counted in runs
+//! (the command line's `--time-limit` lives in the binary, `src/cli_schedule.rs`), and with a budget counted in runs
 //! the result is a function of the input.
 
 use crate::RunReport;
@@ -81,6 +84,8 @@ pub struct Shrunk {
 
 /// Fresh streams tried per option simplification.
 const FRESH_STREAMS: u64 = 12;
+/// Fresh streams tried per round with the current options.
+const RESEEDS: u64 = 32;
 
 /// Shrinks `schedule`, whose run breaks `property`, within `budget`.
 ///
@@ -106,7 +111,9 @@ pub fn shrink(schedule: Schedule, property: Property, budget: &mut dyn Budget) -
     s.budget.progress(&format!("start: {}", describe(&s.cost)));
     loop {
         let at_start = s.cost;
+        s.shorten_pass();
         s.options_pass();
+        s.reseed_pass();
         s.truncate_pass();
         s.delete_pass();
         s.values_pass();
@@ -215,6 +222,37 @@ impl Shrinker<'_> {
         }
     }
 
+    /// Binary search for the shortest run (`events_max`) that still breaks the property:
+    /// end-of-run properties (linearizability, read freshness, lost writes) hold at any
+    /// instant, so a run cut after its witnesses still breaks them.
+    fn shorten_pass(&mut self) {
+        let (mut lo, mut hi) = (1, self.cost.events);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let c = Schedule {
+                events_max: Some(mid),
+                ..self.best.clone()
+            };
+            match self.try_schedule(c, "shorter run") {
+                None => return,
+                Some(true) => hi = self.cost.events.min(mid),
+                Some(false) => lo = mid + 1,
+            }
+        }
+    }
+
+    /// The current options on fresh streams: a random restart that keeps any run breaking
+    /// the property sooner (options simplified earlier stay simplified).
+    fn reseed_pass(&mut self) {
+        let o = self.best.options.clone();
+        for k in 0..RESEEDS {
+            let stream = self.best.seed.wrapping_mul(0xd1b5_4a32_d192_ed03) ^ (k << 40) ^ self.runs;
+            if self.try_fresh(&o, stream, "fresh stream").is_none() {
+                return;
+            }
+        }
+    }
+
     fn truncate_pass(&mut self) {
         let mut keep = self.best.words.len() / 2;
         while keep > 0 {
@@ -228,8 +266,15 @@ impl Shrinker<'_> {
         }
     }
 
+    /// Deletes chunks of words: big chunks at chunk-aligned positions first, then chunks of
+    /// 64 words and less at every position.
     fn delete_pass(&mut self) {
-        for chunk in [8, 4, 2, 1] {
+        let n = self.best.words.len();
+        let mut sizes = vec![n / 2, n / 4, n / 8, n / 16, 64, 16, 4, 1];
+        sizes.retain(|&c| c > 0);
+        sizes.dedup();
+        for chunk in sizes {
+            let step = if chunk > 64 { chunk } else { 1 };
             let mut i = 0;
             while i + chunk <= self.best.words.len() {
                 let mut c = self.best.clone();
@@ -237,7 +282,7 @@ impl Shrinker<'_> {
                 match self.try_schedule(c, "delete words") {
                     None => return,
                     Some(true) => {}
-                    Some(false) => i += 1,
+                    Some(false) => i += step,
                 }
             }
         }
@@ -311,6 +356,12 @@ const SIMPLIFICATIONS: &[(&str, Simplify)] = &[
         let end = at.max(ELECTION_US);
         (end < o.safety_us).then(|| Options {
             safety_us: end,
+            ..o.clone()
+        })
+    }),
+    ("half the safety phase", |o, _| {
+        (o.safety_us >= 4 * ELECTION_US).then(|| Options {
+            safety_us: o.safety_us / 2,
             ..o.clone()
         })
     }),
