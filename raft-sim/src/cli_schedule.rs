@@ -173,34 +173,51 @@ impl Budget for Deadline {
     }
 }
 
-#[allow(clippy::disallowed_methods)]
 pub(crate) fn shrink(args: &ShrinkArgs) -> ExitCode {
     let settings = Settings {
         trace: false,
         bugs: planted(&args.bugs),
         profile: args.profile.into(),
     };
+    shrink_seed(
+        args.seed,
+        &settings,
+        args.time_limit,
+        args.out.as_deref(),
+        args.html.as_deref(),
+    )
+}
+
+/// Shrinks seed `seed` under `settings` (also `sweep --shrink`, for its first failure).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn shrink_seed(
+    seed: u64,
+    settings: &Settings,
+    time_limit: u64,
+    out: Option<&Path>,
+    html_out: Option<&Path>,
+) -> ExitCode {
     let started = Instant::now();
-    let (report, s) = schedule::record(args.seed, &settings);
+    let (report, s) = schedule::record(seed, settings);
     let Some(v) = &report.violation else {
-        println!("seed {} passes: nothing to shrink", args.seed);
+        println!("seed {} passes: nothing to shrink", seed);
         return ExitCode::from(2);
     };
     let property = v.property;
     println!(
         "seed {}: {} after {} events; shrinking (time limit {}s)",
-        args.seed, property, report.events, args.time_limit
+        seed, property, report.events, time_limit
     );
     let mut budget = Deadline {
         started,
-        limit: Duration::from_secs(args.time_limit),
+        limit: Duration::from_secs(time_limit),
     };
     let shrunk = shrink::shrink(s, property, &mut budget);
     let secs = started.elapsed().as_secs_f64();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("shrunk-{}.schedule", args.seed)));
+    let out = out.map_or_else(
+        || PathBuf::from(format!("shrunk-{seed}.schedule")),
+        Path::to_path_buf,
+    );
     if let Err(e) = std::fs::write(&out, shrunk.schedule.to_text()) {
         eprintln!("cannot write {}: {e}", out.display());
         return ExitCode::FAILURE;
@@ -217,12 +234,8 @@ pub(crate) fn shrink(args: &ShrinkArgs) -> ExitCode {
     );
     println!("options:\n{}", shrunk.schedule.options);
     print_script(&traced);
-    if let Some(path) = &args.html
-        && let Err(e) = write_html(
-            path,
-            &traced,
-            &format!("raft-sim seed {} shrunk", args.seed),
-        )
+    if let Some(path) = html_out
+        && let Err(e) = write_html(path, &traced, &format!("raft-sim seed {} shrunk", seed))
     {
         eprintln!("{e}");
         return ExitCode::FAILURE;

@@ -260,13 +260,21 @@ function render() {
   const ops = el("g", {id: "ops"}, svg);
   const down = {}, paused = {}, calls = {};
   const commitSeen = {};
+  // A label is drawn only if it does not overlap the previous one of its kind on its lane
+  // (its tooltip-bearing mark is kept either way).
+  const lastLabel = {};
+  const roomFor = (key, at) => {
+    if (lastLabel[key] !== undefined && at - lastLabel[key] < 22) return false;
+    lastLabel[key] = at;
+    return true;
+  };
   for (const it of D.items) {
     const k = it[0], t = it[1];
     if (k === "r") {
       const [, , n, role, term] = it;
       closeRole(n, t);
       roleSince[n] = {t, role, term};
-      el("text", {class: "term", x: x(t) + 2, y: laneY(n) + 11}, marks, `n${n} becomes ${role} in term ${term} at ${ms(t)}`).textContent =
+      if (roomFor("r" + n, x(t))) el("text", {class: "term", x: x(t) + 2, y: laneY(n) + 11}, marks, `n${n} becomes ${role} in term ${term} at ${ms(t)}`).textContent =
         (role === "leader" ? "L" : role === "candidate" ? "C" : role === "pre-candidate" ? "P" : "F") + term;
     } else if (k === "s") {
       const [, , from, to, term, msg, desc, dt] = it;
@@ -287,12 +295,12 @@ function render() {
         const v = parseInt(c[1], 10);
         if (commitSeen[from] === undefined || v > commitSeen[from]) {
           commitSeen[from] = v;
-          el("text", {class: "commit", x: x(t) + 2, y: laneY(from) + LANE - 3}, marks, `n${from} advertises commit ${v} at ${ms(t)}`).textContent = "c" + v;
+          if (roomFor("c" + from, x(t))) el("text", {class: "commit", x: x(t) + 2, y: laneY(from) + LANE - 3}, marks, `n${from} advertises commit ${v} at ${ms(t)}`).textContent = "c" + v;
         }
       }
     } else if (k === "p") {
       const [, , n, first, last] = it;
-      el("text", {class: "apply", x: x(t) + 2, y: laneY(n) + LANE - 12}, marks, `n${n} applies ${first}..=${last} at ${ms(t)}`).textContent = "a" + last;
+      if (roomFor("a" + n, x(t))) el("text", {class: "apply", x: x(t) + 2, y: laneY(n) + LANE - 12}, marks, `n${n} applies ${first}..=${last} at ${ms(t)}`).textContent = "a" + last;
     } else if (k === "f") {
       const [, , nodes, dur, text] = it;
       const what = text.replace(/^nemesis: /, "");
@@ -309,7 +317,7 @@ function render() {
           el("rect", {class: "cut", x: x(t), y: laneY(n) + LANE - 8, width: Math.max(2, dur / 1000 * px), height: 8}, faults, `${ms(t)} ${what}`);
         }
       }
-      el("text", {x: x(t) + 2, y: TOP - 1, fill: "#900"}, marks, `${ms(t)} ${what}`).textContent = "⚡";
+      el("text", {class: "fault", x: x(t) + 2, y: TOP - 1, fill: "#900"}, marks, `${ms(t)} ${what}`).textContent = "⚡";
     } else if (k === "n") {
       const [, , n, text] = it;
       if (down[n] && / starts /.test(text)) {
@@ -367,7 +375,7 @@ function init() {
   document.getElementById("trace").textContent = D.items.map(i => ms(i[1]) + " " + JSON.stringify(i.slice(2))).join("\n");
   const zoom = document.getElementById("zoom");
   const fit = Math.min(50, Math.max(0.05, 1400 / Math.max(1, D.end / 1000)));
-  const levels = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50];
+  const levels = [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20, 50];
   let best = levels[0];
   for (const l of levels) if (l <= fit) best = l;
   for (const l of levels) { const o = document.createElement("option"); o.value = l; o.textContent = l; if (l === best) o.selected = true; zoom.appendChild(o); }

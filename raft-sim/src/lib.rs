@@ -40,7 +40,14 @@
 //! ```text
 //! cargo run --release -p raft-sim -- run --seed S [--trace FILE] [--bug NAME]... [--profile P]
 //! cargo run --release -p raft-sim -- sweep --seeds N [--start S] [--jobs J] [--time-limit SECS]
+//! cargo run --release -p raft-sim -- shrink --seed S [--bug NAME]... [--time-limit SECS] [--out F]
+//! cargo run --release -p raft-sim -- replay FILE [--trace F] [--html F] [--script]
+//! cargo run --release -p raft-sim -- run --seed S --html FILE
 //! ```
+//!
+//! A run is data too ([`schedule`]): its options and the words it drew from its stream, which
+//! replay it bit for bit; [`shrink`] cuts a failing schedule down while the same property
+//! breaks, [`timeline`] prints it as a short script, and [`html`] draws it as one page.
 //!
 //! A sweep ends with one line `seeds=N failed=F sim_secs=X wall_secs=Y speedup=X/Yx events=E`
 //! (speedup: simulated cluster-seconds per wall-clock second) and exits non-zero iff a seed
@@ -49,8 +56,7 @@
 //!
 //! Not modelled yet: snapshot transfers that take time (a `MsgSnap` is one message; the
 //! transport reports its fate when it arrives or is dropped), asynchronous snapshot creation,
-//! clock pauses separate from process pauses, `forget_leader`, and shrinking a failing run to a
-//! short script.
+//! clock pauses separate from process pauses, and `forget_leader`.
 //!
 //! ```
 //! let report = raft_sim::run(7, &raft_sim::Settings::default());

@@ -78,6 +78,9 @@ enum Command {
         /// Override some drawn options in every seed.
         #[arg(long, value_enum, default_value_t = ProfileArg::Swarm)]
         profile: ProfileArg,
+        /// Shrink the first failure (as `raft-sim shrink`, for at most 110 s).
+        #[arg(long)]
+        shrink: bool,
     },
 }
 
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
             time_limit,
             bugs,
             profile,
+            shrink,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -275,6 +279,9 @@ fn main() -> ExitCode {
             println!("{}", summary.features_line());
             println!("{}", summary.elections_line());
             println!("{}", summary.line());
+            if let (true, Some(first)) = (shrink, summary.failures.first()) {
+                let _ = cli_schedule::shrink_seed(first.seed, &cfg.settings, 110, None, None);
+            }
             if summary.failures.is_empty() {
                 ExitCode::SUCCESS
             } else {

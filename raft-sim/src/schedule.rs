@@ -111,25 +111,26 @@ pub fn record(seed: u64, settings: &Settings) -> (RunReport, Schedule) {
     (report, schedule)
 }
 
-/// Runs `options` on the plain stream of `stream_seed` (no options draw), recording the
-/// schedule: how the shrinker tries simpler options on fresh streams.
+/// Runs `options` on the plain stream of `stream_seed` (no options draw), stopping after
+/// `events_max` events if given, recording the schedule: how the shrinker tries simpler
+/// options on fresh streams.
 pub fn record_with(
     seed: u64,
     profile: Profile,
     options: &Options,
     stream_seed: u64,
-    trace: bool,
+    events_max: Option<u64>,
 ) -> (RunReport, Schedule) {
     let mut rng = SimRng::new(stream_seed);
     rng.start_tape();
-    let (report, words) = run_tape(seed, profile, options, rng, trace, None);
+    let (report, words) = run_tape(seed, profile, options, rng, false, events_max);
     let schedule = Schedule {
         seed,
         profile,
         options: options.clone(),
         words,
         fallback: stream_seed,
-        events_max: None,
+        events_max,
         expect: Some(Expect::of(&report)),
     };
     (report, schedule)

@@ -15,13 +15,21 @@
 //!    message loss or duplication off; a shorter safety phase; plain reads; ...) is tried on
 //!    the current words, then on a few fresh streams (a new stream with simpler options is a
 //!    different run, but if it breaks `P` sooner it is the better witness);
-//!    the current options are also tried on fresh streams each round (a random restart);
+//!    when a round keeps nothing, the current options are tried on up to 256 fresh streams
+//!    (random restarts) before the shrinker gives up;
 //! 3. truncation: keep a prefix of the words (halving), the rest from the fallback stream;
 //! 4. deletion (delta debugging, Zeller's ddmin in the greedy form Hypothesis uses): remove
-//!    big chunks (halves, quarters, ...) at aligned positions, then chunks of 64, 16, 4 and 1
+//!    big chunks (halves, quarters, ...) at aligned positions, then chunks of 64, 16, 8, 4, 2 and 1
 //!    words at every position;
 //! 5. values: overwrite a word with the extremes (`u64::MAX` turns a chance into "no", a range
-//!    into its top; 0 the other way) and with its half.
+//!    into its top; 0 the other way), with its half, and with four other words (SplitMix64 of
+//!    the word and its position: a word that seeds an election timer has no "simpler" value,
+//!    only one that times out sooner).
+//!
+//!
+//! After the first descent, up to six more start from other failing runs of the simplest
+//! options found (fresh streams), and the lowest end wins: greedy shrinking stops in local
+//! minima, and which one depends on the path.
 //!
 //! Determinism: the shrinker has no clock. The caller's [`Budget`] decides when to stop
 //! (the command line's `--time-limit` lives in the binary, `src/cli_schedule.rs`), and with a budget counted in runs
@@ -84,8 +92,10 @@ pub struct Shrunk {
 
 /// Fresh streams tried per option simplification.
 const FRESH_STREAMS: u64 = 12;
-/// Fresh streams tried per round with the current options.
+/// Fresh streams tried per restart round with the current options ...
 const RESEEDS: u64 = 32;
+/// ... and restart rounds at a fixpoint before the shrinker gives up.
+const RESTART_ROUNDS: u64 = 8;
 
 /// Shrinks `schedule`, whose run breaks `property`, within `budget`.
 ///
@@ -103,22 +113,41 @@ pub fn shrink(schedule: Schedule, property: Property, budget: &mut dyn Budget) -
         budget,
         runs: 1,
         spent: false,
+        kept_since_shorten: 0,
         cost: cost(&report, &schedule.options, words.len()),
         best: Schedule { words, ..schedule },
         report,
     };
     let before = s.cost;
     s.budget.progress(&format!("start: {}", describe(&s.cost)));
-    loop {
-        let at_start = s.cost;
-        s.shorten_pass();
-        s.options_pass();
-        s.reseed_pass();
-        s.truncate_pass();
-        s.delete_pass();
-        s.values_pass();
-        if s.cost == at_start || s.spent {
+    s.descend();
+    // Random restarts: a descent from another failing run of the simplest options found may
+    // end lower (greedy shrinking stops in local minima). The best descent wins.
+    for r in 0..RESTARTS {
+        if s.spent {
             break;
+        }
+        let global = (s.best.clone(), s.cost);
+        let Some(start) = s.failing_fresh_run(r) else {
+            break;
+        };
+        let (best, report, cost) = start;
+        s.budget
+            .progress(&format!("restart {}: {}", r + 1, describe(&cost)));
+        let kept_report = std::mem::replace(&mut s.report, report);
+        s.best = best;
+        s.cost = cost;
+        s.descend();
+        if s.cost >= global.1 {
+            s.budget.progress(&format!(
+                "restart {} ends at {} events: keeping {} events",
+                r + 1,
+                s.cost.events,
+                global.1.events
+            ));
+            s.best = global.0;
+            s.cost = global.1;
+            s.report = kept_report;
         }
     }
     let mut schedule = s.best;
@@ -137,18 +166,74 @@ pub fn shrink(schedule: Schedule, property: Property, budget: &mut dyn Budget) -
     }
 }
 
+/// Descents from fresh failing runs after the first (see [`shrink`]).
+const RESTARTS: u64 = 6;
+/// Fresh streams tried to find a failing run to restart from.
+const RESTART_TRIES: u64 = 64;
+
 struct Shrinker<'a> {
     property: Property,
     budget: &'a mut dyn Budget,
     runs: u64,
     /// The budget said stop.
     spent: bool,
+    /// Candidates kept since the last shorter-run search.
+    kept_since_shorten: u64,
     best: Schedule,
     report: RunReport,
     cost: Cost,
 }
 
 impl Shrinker<'_> {
+    /// The passes, until a round keeps nothing (or the budget is spent).
+    fn descend(&mut self) {
+        loop {
+            let at_start = self.cost;
+            self.shorten_pass();
+            self.options_pass();
+            self.shorten_pass();
+            self.truncate_pass();
+            self.delete_pass();
+            self.values_pass();
+            if self.cost == at_start && !self.spent {
+                // A fixpoint of the edits: a fresh stream that fails sooner, if one is near.
+                for _ in 0..RESTART_ROUNDS {
+                    if self.reseed_pass() || self.spent {
+                        break;
+                    }
+                }
+            }
+            if self.cost == at_start || self.spent {
+                return;
+            }
+        }
+    }
+
+    /// A run of the current options on a fresh stream that breaks the property (at any
+    /// cost), to restart from.
+    fn failing_fresh_run(&mut self, restart: u64) -> Option<(Schedule, RunReport, Cost)> {
+        for k in 0..RESTART_TRIES {
+            if self.spent || !self.budget.more() {
+                self.spent = true;
+                return None;
+            }
+            self.runs += 1;
+            let stream = self.best.seed.wrapping_mul(0xa076_1d64_78bd_642f) ^ (restart << 32) ^ k;
+            let (report, s) = schedule::record_with(
+                self.best.seed,
+                self.best.profile,
+                &self.best.options,
+                stream,
+                None,
+            );
+            if report.violation.as_ref().map(|v| v.property) == Some(self.property) {
+                let c = cost(&report, &s.options, s.words.len());
+                return Some((s, report, c));
+            }
+        }
+        None
+    }
+
     /// Runs `candidate`; keeps it if it breaks the property at a lower cost. `None`: the
     /// budget is spent.
     fn try_schedule(&mut self, candidate: Schedule, what: &str) -> Option<bool> {
@@ -168,8 +253,10 @@ impl Shrinker<'_> {
             return None;
         }
         self.runs += 1;
+        // Cut at the current length: a fresh run only wins if it breaks the property sooner.
+        let cut = Some(self.cost.events);
         let (report, s) =
-            schedule::record_with(self.best.seed, self.best.profile, options, stream, false);
+            schedule::record_with(self.best.seed, self.best.profile, options, stream, cut);
         Some(self.consider(report, s, what))
     }
 
@@ -186,6 +273,7 @@ impl Shrinker<'_> {
         self.cost = c;
         self.best = s;
         self.report = report;
+        self.kept_since_shorten += 1;
         true
     }
 
@@ -226,6 +314,7 @@ impl Shrinker<'_> {
     /// end-of-run properties (linearizability, read freshness, lost writes) hold at any
     /// instant, so a run cut after its witnesses still breaks them.
     fn shorten_pass(&mut self) {
+        self.kept_since_shorten = 0;
         let (mut lo, mut hi) = (1, self.cost.events);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -243,13 +332,25 @@ impl Shrinker<'_> {
 
     /// The current options on fresh streams: a random restart that keeps any run breaking
     /// the property sooner (options simplified earlier stay simplified).
-    fn reseed_pass(&mut self) {
+    /// Whether a restart was kept.
+    fn reseed_pass(&mut self) -> bool {
         let o = self.best.options.clone();
         for k in 0..RESEEDS {
             let stream = self.best.seed.wrapping_mul(0xd1b5_4a32_d192_ed03) ^ (k << 40) ^ self.runs;
-            if self.try_fresh(&o, stream, "fresh stream").is_none() {
-                return;
+            match self.try_fresh(&o, stream, "fresh stream") {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => {}
             }
+        }
+        false
+    }
+
+    /// A shorter-run search after every 16 kept edits: a run cut at `events_max` keeps its
+    /// length however much its words shrink, until the cut moves.
+    fn maybe_shorten(&mut self) {
+        if self.kept_since_shorten >= 16 {
+            self.shorten_pass();
         }
     }
 
@@ -270,7 +371,7 @@ impl Shrinker<'_> {
     /// 64 words and less at every position.
     fn delete_pass(&mut self) {
         let n = self.best.words.len();
-        let mut sizes = vec![n / 2, n / 4, n / 8, n / 16, 64, 16, 4, 1];
+        let mut sizes = vec![n / 2, n / 4, n / 8, n / 16, 64, 16, 8, 4, 2, 1];
         sizes.retain(|&c| c > 0);
         sizes.dedup();
         for chunk in sizes {
@@ -281,7 +382,7 @@ impl Shrinker<'_> {
                 c.words.drain(i..i + chunk);
                 match self.try_schedule(c, "delete words") {
                     None => return,
-                    Some(true) => {}
+                    Some(true) => self.maybe_shorten(),
                     Some(false) => i += step,
                 }
             }
@@ -292,7 +393,18 @@ impl Shrinker<'_> {
         let mut i = 0;
         while i < self.best.words.len() {
             let w = self.best.words[i];
-            for v in [u64::MAX, 0, w / 2] {
+            // The extremes, the half, and a few other words (a word may seed a node's
+            // election timer, where no order means "simpler", only sooner or later).
+            let mut h = w ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut other = || {
+                h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = h;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            };
+            let values = [u64::MAX, 0, w / 2, other(), other(), other(), other()];
+            for v in values {
                 if v == w {
                     continue;
                 }
@@ -300,7 +412,10 @@ impl Shrinker<'_> {
                 c.words[i] = v;
                 match self.try_schedule(c, "simplify a word") {
                     None => return,
-                    Some(true) => break,
+                    Some(true) => {
+                        self.maybe_shorten();
+                        break;
+                    }
                     Some(false) => {}
                 }
             }

@@ -336,18 +336,20 @@ pub fn script(items: &[Item], violation: Option<&Violation>, witnesses_max: usiz
         let witnesses: Vec<String> = out
             .iter()
             .rev()
-            .filter(|(_, _, nodes)| nodes.iter().any(|n| named.contains(n)))
+            .filter(|(_, _, nodes)| named.is_empty() || nodes.iter().any(|n| named.contains(n)))
             .take(witnesses_max)
             .map(|(t, l, _)| format!("{:>9}  {l}", crate::world::ms(*t)))
             .collect();
-        lines.push(format!(
-            "witnessed by (the last steps of {}):",
+        let whose = if named.is_empty() {
+            "the run".to_string()
+        } else {
             named
                 .iter()
                 .map(|n| format!("n{n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        };
+        lines.push(format!("witnessed by (the last steps of {whose}):"));
         lines.extend(witnesses.into_iter().rev().map(|l| format!("  {l}")));
     }
     lines
