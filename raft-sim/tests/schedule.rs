@@ -77,7 +77,10 @@ fn shrinks_and_replays(settings: &Settings, seed: u64, want: Property) {
     );
     let back = Schedule::parse(&shrunk.schedule.to_text()).expect("the shrunk file parses");
     let (again, _) = schedule::replay(&back, false);
-    let v = again.violation.as_ref().expect("the shrunk schedule still fails");
+    let v = again
+        .violation
+        .as_ref()
+        .expect("the shrunk schedule still fails");
     assert_eq!(v.property, want, "{}", v.detail);
     assert_eq!(again.trace_hash, shrunk.report.trace_hash);
     assert_eq!(back.expect, Some(schedule::Expect::of(&again)));
