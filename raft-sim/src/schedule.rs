@@ -211,6 +211,19 @@ pub fn validate(o: &Options) -> Result<(), String> {
             "clients at most 64, inflight_msgs_max at least 1, link capacity at most 2^20",
         );
     }
+    // Zero gaps would let events repeat at one instant for ever (a client retrying with a
+    // zero timeout, a tick of zero length), and time would never reach the run's end.
+    if o.client_timeout_us < 1_000
+        || o.nemesis_gap_min_us < 1_000
+        || o.fault_duration_max_us < 1_000
+    {
+        return fail(
+            "client_timeout_us, nemesis_gap_min_us and fault_duration_max_us must be at least 1000",
+        );
+    }
+    if o.clock_drift_ppm > 500_000 {
+        return fail("clock_drift_ppm must be at most 500000 (a tick must take time)");
+    }
     let ppms = [
         o.net_loss_ppm,
         o.net_dup_ppm,
@@ -625,6 +638,13 @@ mod tests {
             .replace("option nodes 7", "option nodes 4");
         let e = Schedule::parse(&bad).expect_err("4 nodes cannot run");
         assert!(e.what.contains("nodes"), "{e}");
+        let bad = text.replacen(
+            "option client_timeout_us ",
+            "option client_timeout_us 0\n# ",
+            1,
+        );
+        let e = Schedule::parse(&bad).expect_err("a zero client timeout would never end");
+        assert!(e.what.contains("client_timeout_us"), "{e}");
         let bad = text.replacen("\nw ", "\nw zz ", 1);
         let e = Schedule::parse(&bad).expect_err("a bad word");
         assert!(e.line > 0 && e.what.contains("zz"), "{e}");
