@@ -45,7 +45,14 @@
 //! cargo run --release -p raft-sim -- sweep --seeds N [--start S] [--jobs J] [--time-limit SECS]
 //!                                           [--shard K/N] [--json FILE]
 //! cargo run --release -p raft-sim -- merge FILE... [--json FILE]
+//! cargo run --release -p raft-sim -- shrink --seed S [--bug NAME]... [--time-limit SECS] [--out F]
+//! cargo run --release -p raft-sim -- replay FILE [--trace F] [--html F] [--script]
+//! cargo run --release -p raft-sim -- run --seed S --html FILE
 //! ```
+//!
+//! A run is data too ([`schedule`]): its options and the words it drew from its stream, which
+//! replay it bit for bit; [`shrink`] cuts a failing schedule down while the same property
+//! breaks, [`timeline`] prints it as a short script, and [`html`] draws it as one page.
 //!
 //! A sweep ends with one line `seeds=N failed=F sim_secs=X wall_secs=Y speedup=X/Yx events=E`
 //! (speedup: simulated cluster-seconds per wall-clock second) and exits non-zero iff a seed
@@ -56,8 +63,7 @@
 //!
 //! Not modelled yet: snapshot transfers that take time (a `MsgSnap` is one message; the
 //! transport reports its fate when it arrives or is dropped), asynchronous snapshot creation,
-//! clock pauses separate from process pauses, `forget_leader`, and shrinking a failing run to a
-//! short script.
+//! clock pauses separate from process pauses, and `forget_leader`.
 //!
 //! ```
 //! let report = raft_sim::run(7, &raft_sim::Settings::default());
@@ -72,6 +78,7 @@ pub mod conf_chain;
 pub mod disk;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod html;
 pub mod kv;
 pub mod linearizability;
 mod nemesis;
@@ -80,10 +87,13 @@ pub mod node;
 pub mod observation;
 pub mod options;
 pub mod rng;
+pub mod schedule;
+pub mod shrink;
 pub mod staleness;
 pub mod stats;
 pub mod summary;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
 pub mod world;
 
@@ -281,6 +291,16 @@ pub(crate) fn run_world(
     options: Options,
     profile: Profile,
     mut w: world::World,
+) -> RunReport {
+    run_world_in_place(seed, options, profile, &mut w)
+}
+
+/// [`run_world`] on a world the caller keeps (a schedule's run reads its tape afterwards).
+pub(crate) fn run_world_in_place(
+    seed: u64,
+    options: Options,
+    profile: Profile,
+    w: &mut world::World,
 ) -> RunReport {
     install_panic_hook();
     PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));

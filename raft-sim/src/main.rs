@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! raft-sim run --seed S [--trace FILE] [--bug NAME]... [--profile P]
+//! raft-sim run --seed S [--html FILE] ...
+//! raft-sim replay FILE [--trace FILE] [--html FILE]
+//! raft-sim shrink --seed S [--bug NAME]... [--profile P] [--time-limit SECS] [--out FILE] [--html FILE]
 //! raft-sim sweep --seeds N [--start S] [--jobs J] [--time-limit SECS] [--bug NAME]... [--profile P]
 //!                [--shard K/N] [--json FILE]
 //! raft-sim merge FILE... [--json FILE]
@@ -22,6 +25,9 @@ use raft_sim::{Profile, Settings, run, world};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+// `replay` and `shrink` (schedules: issue 15), kept in a file of their own.
+mod cli_schedule;
 
 #[derive(Parser)]
 #[command(
@@ -50,7 +56,14 @@ enum Command {
         /// Override some drawn options.
         #[arg(long, value_enum, default_value_t = ProfileArg::Swarm)]
         profile: ProfileArg,
+        /// Write the run as one self-contained HTML page to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
+    /// Replay a schedule file bit for bit (written by `shrink`).
+    Replay(cli_schedule::ReplayArgs),
+    /// Shrink a failing seed to a short schedule that breaks the same property.
+    Shrink(cli_schedule::ShrinkArgs),
     /// Run many seeds in parallel and summarise.
     Sweep {
         /// How many seeds.
@@ -77,6 +90,9 @@ enum Command {
         /// Also write the summary as JSON to this file (for `merge`).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Shrink the first failure (as `raft-sim shrink`, for at most 110 s).
+        #[arg(long)]
+        shrink: bool,
     },
     /// Merge the JSON summaries of the shards of one sweep into its summary.
     Merge {
@@ -90,7 +106,7 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Bug {
+pub(crate) enum Bug {
     /// The driver reports writes durable before their fsync.
     AckBeforeDurable,
     /// Leaders commit previous-term entries by counting replicas (needs the planted-bugs
@@ -105,7 +121,7 @@ enum Bug {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ProfileArg {
+pub(crate) enum ProfileArg {
     /// The options as the seed draws them.
     Swarm,
     /// Leader churn with diverging logs (3 nodes, frequent short partitions and crashes,
@@ -131,7 +147,7 @@ impl From<ProfileArg> for Profile {
     }
 }
 
-fn planted(bugs: &[Bug]) -> PlantedBugs {
+pub(crate) fn planted(bugs: &[Bug]) -> PlantedBugs {
     let mut p = PlantedBugs::default();
     for b in bugs {
         match b {
@@ -150,6 +166,8 @@ fn main() -> ExitCode {
     let bugs: &[Bug] = match &cli.command {
         Command::Run { bugs, .. } | Command::Sweep { bugs, .. } => bugs,
         Command::Merge { .. } => &[],
+        Command::Shrink(a) => &a.bugs,
+        Command::Replay(_) => &[],
     };
     if bugs.iter().any(|b| matches!(b, Bug::CommitPreviousTerm)) && !cfg!(feature = "planted-bugs")
     {
@@ -165,9 +183,10 @@ fn main() -> ExitCode {
             trace,
             bugs,
             profile,
+            html,
         } => {
             let settings = Settings {
-                trace: trace.is_some(),
+                trace: trace.is_some() || html.is_some(),
                 bugs: planted(&bugs),
                 profile: profile.into(),
             };
@@ -179,6 +198,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
                 println!("trace: {} ({} lines)", path.display(), text.lines().count());
+            }
+            if let Some(path) = &html
+                && let Err(e) =
+                    cli_schedule::write_html(path, &report, &format!("raft-sim seed {seed}"))
+            {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
             }
             println!(
                 "events={} sim={} leader_terms={} committed={} old_term_commits={} ops_answered={} \
@@ -238,6 +264,8 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Replay(args) => cli_schedule::replay(&args),
+        Command::Shrink(args) => cli_schedule::shrink(&args),
         Command::Sweep {
             seeds,
             start,
@@ -247,6 +275,7 @@ fn main() -> ExitCode {
             profile,
             shard,
             json,
+            shrink,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -280,6 +309,9 @@ fn main() -> ExitCode {
                     eprintln!("cannot write the summary to {}: {e}", path.display());
                     return ExitCode::from(2);
                 }
+            }
+            if let (true, Some(first)) = (shrink, summary.failures.first()) {
+                let _ = cli_schedule::shrink_seed(first.seed, &cfg.settings, 110, None, None);
             }
             if summary.failures.is_empty() {
                 ExitCode::SUCCESS

@@ -12,6 +12,13 @@
 //! stream seeded with a hash of the input. The fuzzer then steers the options and the first
 //! events of a run, and the rest of the run still sees varied, never constant, words.
 //!
+//! Tape mode ([`SimRng::start_tape`], [`SimRng::from_tape`], for schedules, see
+//! [`crate::schedule`]): every word drawn (by `next_u64` and `next_seed` alike) is logged, and
+//! the words may come from a list first: a recorded list replays the run that drew it, and
+//! an edited one (the shrinker's) runs a neighbouring run. Once the list is used up, the
+//! words come from the ChaCha stream the tape was started on. Unlike byte mode, seeds of
+//! other generators are words of the list too, since a recorded run must replay bit for bit.
+//!
 //! Invariants:
 //! 1. Only `next_u64` and `next_seed` touch the generator; ranges, ratios, picks and shuffles
 //!    are built on `next_u64` here, with rejection sampling, so an upgrade of `rand_*` that
@@ -34,15 +41,24 @@ use rand_core::{Rng, SeedableRng};
 pub struct SimRng {
     inner: ChaCha8Rng,
     /// Byte mode: the part of the input not read yet. `Some` only while bytes remain, so the
-    /// seeded mode and an exhausted input pay one untaken branch per word.
+    /// seeded mode and an exhausted input pay one untaken branch per word. Tape mode: the
+    /// tape, for the whole run.
     script: Option<Script>,
 }
 
-/// The unread input of byte mode.
+/// The unread input of byte mode, or the tape of tape mode.
 #[derive(Clone, Debug)]
-struct Script {
-    data: Box<[u8]>,
+enum Script {
+    Bytes { data: Box<[u8]>, pos: usize },
+    Tape(Box<Tape>),
+}
+
+/// Tape mode's words: the list to read first, and the log of every word drawn.
+#[derive(Clone, Debug, Default)]
+struct Tape {
+    words: Vec<u64>,
     pos: usize,
+    log: Vec<u64>,
 }
 
 /// Parts per million: the unit of every probability in the options.
@@ -62,7 +78,7 @@ impl SimRng {
     pub fn from_bytes(data: &[u8]) -> SimRng {
         SimRng {
             inner: ChaCha8Rng::seed_from_u64(SimRng::fallback_seed(data)),
-            script: (!data.is_empty()).then(|| Script {
+            script: (!data.is_empty()).then(|| Script::Bytes {
                 data: data.into(),
                 pos: 0,
             }),
@@ -79,7 +95,38 @@ impl SimRng {
 
     /// Input bytes byte mode has not read yet (0 in seeded mode).
     pub fn bytes_left(&self) -> usize {
-        self.script.as_ref().map_or(0, |s| s.data.len() - s.pos)
+        match &self.script {
+            Some(Script::Bytes { data, pos }) => data.len() - pos,
+            _ => 0,
+        }
+    }
+
+    /// Tape mode from here on: every later word is logged; the stream goes on as before (a
+    /// seeded stream started on a tape draws the same words as without it).
+    pub fn start_tape(&mut self) {
+        assert!(self.script.is_none(), "a tape starts on a plain stream");
+        self.script = Some(Script::Tape(Box::default()));
+    }
+
+    /// Tape mode reading `words` first, then the ChaCha8 stream of `fallback_seed`.
+    pub fn from_tape(words: Vec<u64>, fallback_seed: u64) -> SimRng {
+        SimRng {
+            inner: ChaCha8Rng::seed_from_u64(fallback_seed),
+            script: Some(Script::Tape(Box::new(Tape {
+                words,
+                pos: 0,
+                log: Vec::new(),
+            }))),
+        }
+    }
+
+    /// Tape mode: the words drawn so far (the list's and the fallback's), taken out of the log.
+    /// Empty in the other modes.
+    pub fn take_tape_log(&mut self) -> Vec<u64> {
+        match &mut self.script {
+            Some(Script::Tape(t)) => std::mem::take(&mut t.log),
+            _ => Vec::new(),
+        }
     }
 
     /// The next raw 64-bit word.
@@ -91,28 +138,46 @@ impl SimRng {
         self.inner.next_u64()
     }
 
+    /// The next word of tape mode: from the list while it lasts, then the stream; logged.
+    fn next_taped(inner: &mut ChaCha8Rng, t: &mut Tape) -> u64 {
+        let w = match t.words.get(t.pos) {
+            Some(&w) => {
+                t.pos += 1;
+                w
+            }
+            None => inner.next_u64(),
+        };
+        t.log.push(w);
+        w
+    }
+
     /// A seed for another generator (a node's election timer). In seeded mode this is the next
     /// word, as `next_u64` would give. In byte mode it comes from the fallback stream, never
     /// from the input: Raft's liveness rests on the nodes' timeouts being independent, and an
     /// input that gives two nodes one seed makes them time out together and split every vote
     /// forever, which is no bug (the fuzz regression `regression-equal-timer-seeds`).
     pub fn next_seed(&mut self) -> u64 {
+        if let Some(Script::Tape(t)) = &mut self.script {
+            return SimRng::next_taped(&mut self.inner, t);
+        }
         self.inner.next_u64()
     }
 
-    /// The next word of byte mode's input; drops the script once it is used up.
+    /// The next word of byte mode's input (dropping the script once it is used up), or of
+    /// tape mode.
     fn next_scripted(&mut self) -> u64 {
-        let s = self
-            .script
-            .as_mut()
-            .expect("next_scripted is called in byte mode only");
-        let rest = &s.data[s.pos..];
+        let (data, pos) = match self.script.as_mut() {
+            Some(Script::Bytes { data, pos }) => (data, pos),
+            Some(Script::Tape(t)) => return SimRng::next_taped(&mut self.inner, t),
+            None => unreachable!("next_scripted is called in byte or tape mode only"),
+        };
+        let rest = &data[*pos..];
         assert!(!rest.is_empty(), "a script is dropped once it is used up");
         let n = rest.len().min(8);
         let mut word = [0u8; 8];
         word[..n].copy_from_slice(&rest[..n]);
-        s.pos += n;
-        if s.pos == s.data.len() {
+        *pos += n;
+        if *pos == data.len() {
             self.script = None;
         }
         u64::from_be_bytes(word)
@@ -331,6 +396,52 @@ mod tests {
         assert_ne!(seeds[0], seeds[1]);
         assert_eq!(r.bytes_left(), 64, "a seed reads no input");
         assert_eq!(r.next_u64(), 0xc8c8_c8c8_c8c8_c8c8);
+    }
+
+    #[test]
+    fn a_tape_logs_the_seeded_stream_and_replays_it() {
+        let mut plain = SimRng::new(5);
+        let mut taped = SimRng::new(5);
+        taped.start_tape();
+        let a: Vec<u64> = (0..50)
+            .map(|i| {
+                if i % 7 == 0 {
+                    plain.next_seed()
+                } else {
+                    plain.range(0, 99)
+                }
+            })
+            .collect();
+        let b: Vec<u64> = (0..50)
+            .map(|i| {
+                if i % 7 == 0 {
+                    taped.next_seed()
+                } else {
+                    taped.range(0, 99)
+                }
+            })
+            .collect();
+        assert_eq!(a, b, "a tape does not change the stream");
+        let log = taped.take_tape_log();
+        assert!(log.len() >= 50);
+        let mut replay = SimRng::from_tape(log.clone(), 99);
+        let c: Vec<u64> = (0..50)
+            .map(|i| {
+                if i % 7 == 0 {
+                    replay.next_seed()
+                } else {
+                    replay.range(0, 99)
+                }
+            })
+            .collect();
+        assert_eq!(a, c, "the log replays the draws");
+        assert_eq!(replay.take_tape_log(), log);
+        let mut fallback = SimRng::new(99);
+        assert_eq!(
+            replay.next_u64(),
+            fallback.next_u64(),
+            "then the fallback stream"
+        );
     }
 
     #[test]
