@@ -15,6 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one member of a cluster.
+    Node(raft_example::node::cli::Args),
+    /// Read a data directory offline.
+    #[command(subcommand)]
+    Wal(raft_example::wal::cli::Args),
     /// Start three members on 127.0.0.1 and walk through elections, a crash and recovery.
     Demo(raft_example::demo::Args),
     /// Start N members as child processes on 127.0.0.1; Ctrl-C stops them.
@@ -25,6 +30,8 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Node(args) => raft_example::node::cli::run(args),
+        Command::Wal(args) => raft_example::wal::cli::run(args),
         Command::Demo(args) => raft_example::demo::run(args),
         Command::Cluster(args) => raft_example::cluster::run(args),
         Command::Bench(args) => raft_example::bench::run(args),

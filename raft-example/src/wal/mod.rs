@@ -1,1 +1,3 @@
 //! Write-ahead log (in progress).
+
+pub mod cli;
