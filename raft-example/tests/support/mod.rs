@@ -355,3 +355,56 @@ pub fn cut_to_synced(data_dir: &Path) -> u64 {
     }
     dropped
 }
+
+/// One WAL record as the format (`raft_example::wal`'s module docs) lays it out: an 8-byte
+/// header whose first word is the payload length, the payload, zero padding, a CRC word; the
+/// whole record `8 + round_up_8(len + 4)` bytes from an 8-aligned offset.
+#[derive(Clone, Copy, Debug)]
+pub struct WalRecord {
+    /// Where it starts in its segment.
+    pub offset: u64,
+    /// Its whole size in bytes.
+    pub size: u64,
+    /// Payload length.
+    pub payload_len: u64,
+    /// Record type byte.
+    pub kind: u8,
+}
+
+/// The records of a segment, walked by their length words up to the end of the file or the
+/// first all-zero header.
+pub fn wal_records(segment: &Path) -> Vec<WalRecord> {
+    let bytes =
+        std::fs::read(segment).unwrap_or_else(|e| panic!("read {}: {e}", segment.display()));
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + 8 <= bytes.len() {
+        let header = &bytes[off..off + 8];
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+        let size = 8 + (len + 4).div_ceil(8) * 8;
+        if off + size > bytes.len() {
+            break;
+        }
+        out.push(WalRecord {
+            offset: off as u64,
+            size: size as u64,
+            payload_len: len as u64,
+            kind: header[4],
+        });
+        off += size;
+    }
+    out
+}
+
+/// Whether `wal/` holds a copy of a cut-off tail (`<segment>.broken[.N]`).
+pub fn has_broken_copy(data_dir: &Path) -> bool {
+    std::fs::read_dir(data_dir.join("wal"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().contains(".broken"))
+        })
+        .unwrap_or(false)
+}
