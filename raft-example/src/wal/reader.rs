@@ -1,0 +1,393 @@
+//! Reading segments: framing, CRC chain, and the torn-tail rules of the module spec.
+//!
+//! [`read_segment`] reads one segment file whole and returns its records, decoded. In any
+//! segment but the last, the first record that does not verify is an error. In the last one,
+//! it is a [`TornTail`] if it matches one of the four torn rules in [`crate::wal`], an error
+//! otherwise. This module never changes a file; repairing is [`crate::disk`]'s job.
+//!
+//! Invariants of a returned [`SegmentRead`]:
+//! 1. `records[0]`, if any, is the segment header, and it agrees with the file name.
+//! 2. Records are in file order, each at an 8-byte aligned offset, contiguous up to
+//!    `valid_bytes`; `last_crc` is the CRC of the last one (or the header's `prev_crc`).
+//! 3. `torn` is `Some` only for the last segment, and then `torn.offset == valid_bytes`.
+
+use std::path::Path;
+
+use prost::Message;
+use raft_core::HardState;
+
+use super::{
+    EntriesRecord, HEADER_BYTES, SECTOR_BYTES, SegmentFile, SegmentHeader, SnapshotMarker,
+    TYPE_ENTRIES, TYPE_HARD_STATE, TYPE_SEGMENT_HEADER, TYPE_SNAPSHOT_MARKER, WalError,
+    header_check, record_bytes,
+};
+
+/// A decoded record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// The segment's first record.
+    SegmentHeader(SegmentHeader),
+    /// Truncate after `truncate_after`, then append the entries.
+    Entries(EntriesRecord),
+    /// A hard state.
+    HardState(HardState),
+    /// A snapshot marker.
+    SnapshotMarker(SnapshotMarker),
+}
+
+impl Record {
+    /// The record type's name, as `wal dump` prints it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::SegmentHeader(_) => "segment-header",
+            Record::Entries(_) => "entries",
+            Record::HardState(_) => "hard-state",
+            Record::SnapshotMarker(_) => "snapshot-marker",
+        }
+    }
+}
+
+/// A record and where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadRecord {
+    /// Byte offset of the record's header in its segment.
+    pub offset: u64,
+    /// Its size in the file, padding and CRC included.
+    pub bytes: u64,
+    /// Its chained CRC.
+    pub crc: u32,
+    /// The decoded payload.
+    pub record: Record,
+}
+
+/// Where and why the last segment's tail is torn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// Offset of the first record that does not verify: the file is cut here.
+    pub offset: u64,
+    /// The file's length before the cut.
+    pub file_bytes: u64,
+    /// Which torn rule matched, in words.
+    pub reason: String,
+}
+
+/// One segment, read.
+#[derive(Clone, Debug)]
+pub struct SegmentRead {
+    /// The file.
+    pub file: SegmentFile,
+    /// The records that verify, in order (the first is the segment header).
+    pub records: Vec<ReadRecord>,
+    /// Bytes from the start that hold verified records.
+    pub valid_bytes: u64,
+    /// CRC of the last verified record, the chain value the next record starts from.
+    pub last_crc: u32,
+    /// The torn tail after `valid_bytes`, for the last segment only.
+    pub torn: Option<TornTail>,
+}
+
+/// Why the record at an offset does not verify.
+enum Bad {
+    /// The file ends inside the record (or inside its header).
+    Partial { record_bytes: u64 },
+    /// The header word is all zero.
+    ZeroHeader,
+    /// The header check fails on a non-zero header.
+    HeaderCheck,
+    /// The header's reserved byte is not zero.
+    Reserved,
+    /// The chained CRC does not match.
+    Crc {
+        stored: u32,
+        computed: u32,
+        end: u64,
+    },
+}
+
+/// Reads segment `file`. `expected_prev_crc` is the previous segment's last CRC (`None` for
+/// the first segment present, whose header is trusted for it); `is_last` enables the torn
+/// rules.
+///
+/// # Errors
+/// [`WalError::Io`] if the file cannot be read; [`WalError::Corrupt`] for damage that is not
+/// a torn tail of the last segment.
+pub fn read_segment(
+    file: &SegmentFile,
+    expected_prev_crc: Option<u32>,
+    is_last: bool,
+) -> Result<SegmentRead, WalError> {
+    let data = std::fs::read(&file.path).map_err(|e| WalError::io(&file.path, "read", e))?;
+    parse_segment(file, &data, expected_prev_crc, is_last)
+}
+
+/// [`read_segment`] on bytes already read.
+///
+/// # Errors
+/// As [`read_segment`], without the I/O.
+pub fn parse_segment(
+    file: &SegmentFile,
+    data: &[u8],
+    expected_prev_crc: Option<u32>,
+    is_last: bool,
+) -> Result<SegmentRead, WalError> {
+    let path = file.path.as_path();
+    let len = data.len() as u64;
+    let mut records = Vec::new();
+    let mut off = 0u64;
+    // The chain value before the next record; unknown before the header is read.
+    let mut crc: Option<u32> = None;
+    let mut torn = None;
+    while off < len {
+        let (rtype, payload, rec_bytes, rec_crc) = match frame_at(data, off, crc) {
+            Ok(x) => x,
+            Err(bad) => {
+                if is_last {
+                    if let Some(reason) = torn_reason(data, off, &bad) {
+                        torn = Some(TornTail {
+                            offset: off,
+                            file_bytes: len,
+                            reason,
+                        });
+                        break;
+                    }
+                }
+                return Err(WalError::corrupt(path, off, describe(&bad, is_last)));
+            }
+        };
+        let record = decode(path, off, rtype, payload)?;
+        match (&record, records.is_empty()) {
+            (Record::SegmentHeader(h), true) => {
+                if h.seq != file.seq || h.first_index != file.first_index {
+                    return Err(WalError::corrupt(
+                        path,
+                        off,
+                        format!(
+                            "segment header says seq {} first index {}, expected seq {} first \
+                             index {} (from the file name)",
+                            h.seq, h.first_index, file.seq, file.first_index
+                        ),
+                    ));
+                }
+                if let Some(prev) = expected_prev_crc {
+                    if h.prev_crc != prev {
+                        return Err(WalError::corrupt(
+                            path,
+                            off,
+                            format!(
+                                "segment header carries previous CRC {:#010x}, expected {prev:#010x} \
+                                 (the last CRC of the previous segment): a segment is missing, \
+                                 replaced or out of order",
+                                h.prev_crc
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Record::SegmentHeader(_), false) => {
+                return Err(WalError::corrupt(
+                    path,
+                    off,
+                    "a second segment header inside the segment; expected a log record",
+                ));
+            }
+            (_, true) => {
+                return Err(WalError::corrupt(
+                    path,
+                    off,
+                    format!(
+                        "the segment starts with a {} record; expected a segment header",
+                        record.type_name()
+                    ),
+                ));
+            }
+            (_, false) => {}
+        }
+        records.push(ReadRecord {
+            offset: off,
+            bytes: rec_bytes,
+            crc: rec_crc,
+            record,
+        });
+        crc = Some(rec_crc);
+        off += rec_bytes;
+    }
+    let last_crc = match (crc, expected_prev_crc) {
+        (Some(c), _) => c,
+        (None, Some(p)) => p,
+        (None, None) => 0,
+    };
+    Ok(SegmentRead {
+        file: file.clone(),
+        records,
+        valid_bytes: off,
+        last_crc,
+        torn,
+    })
+}
+
+/// Checks the framing and CRC of the record at `off`. `prev_crc` is `None` for the segment's
+/// first record, which must be a segment header and carries its own chain start.
+/// Returns `(type, payload, record bytes, crc)`.
+fn frame_at(data: &[u8], off: u64, prev_crc: Option<u32>) -> Result<(u8, &[u8], u64, u32), Bad> {
+    let len = data.len() as u64;
+    // off < len and off fits in usize because it indexes into data.
+    let o = off as usize;
+    if len - off < HEADER_BYTES as u64 {
+        return Err(Bad::Partial {
+            record_bytes: HEADER_BYTES as u64,
+        });
+    }
+    let header = &data[o..o + HEADER_BYTES];
+    if header.iter().all(|&b| b == 0) {
+        return Err(Bad::ZeroHeader);
+    }
+    let hcheck = u16::from_le_bytes([header[6], header[7]]);
+    if hcheck != header_check(&header[0..6]) {
+        return Err(Bad::HeaderCheck);
+    }
+    if header[5] != 0 {
+        return Err(Bad::Reserved);
+    }
+    let plen = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let rec_bytes = record_bytes(plen) as u64;
+    if rec_bytes > len - off {
+        return Err(Bad::Partial {
+            record_bytes: rec_bytes,
+        });
+    }
+    let rtype = header[4];
+    let payload = &data[o + HEADER_BYTES..o + HEADER_BYTES + plen];
+    let end = o + rec_bytes as usize;
+    let stored = u32::from_le_bytes([data[end - 4], data[end - 3], data[end - 2], data[end - 1]]);
+    let prev = match prev_crc {
+        Some(p) => p,
+        // The first record: its payload names the chain start, if it is a header at all.
+        None => match SegmentHeader::decode(payload) {
+            Some(h) if rtype == TYPE_SEGMENT_HEADER => h.prev_crc,
+            _ => 0,
+        },
+    };
+    let computed = crc32c::crc32c_append(prev, &data[o..end - 4]);
+    if computed != stored {
+        return Err(Bad::Crc {
+            stored,
+            computed,
+            end: end as u64,
+        });
+    }
+    Ok((rtype, payload, rec_bytes, computed))
+}
+
+/// Decodes a verified payload; a failure is corruption (the CRC held).
+fn decode(path: &Path, off: u64, rtype: u8, payload: &[u8]) -> Result<Record, WalError> {
+    let bad = |what: String| WalError::corrupt(path, off, what);
+    match rtype {
+        TYPE_SEGMENT_HEADER => SegmentHeader::decode(payload)
+            .map(Record::SegmentHeader)
+            .ok_or_else(|| {
+                bad(format!(
+                    "segment header payload of {} bytes does not parse; expected 24 bytes with a \
+                     zero reserved word",
+                    payload.len()
+                ))
+            }),
+        TYPE_ENTRIES => {
+            let r = EntriesRecord::decode(payload)
+                .map_err(|e| bad(format!("entries record does not decode: {e}")))?;
+            for (k, e) in r.entries.iter().enumerate() {
+                let want = r.truncate_after + 1 + k as u64;
+                if e.index != want {
+                    return Err(bad(format!(
+                        "entries record (truncate after {}) has entry {k} at index {}, expected {want}",
+                        r.truncate_after, e.index
+                    )));
+                }
+            }
+            Ok(Record::Entries(r))
+        }
+        TYPE_HARD_STATE => HardState::decode(payload)
+            .map(Record::HardState)
+            .map_err(|e| bad(format!("hard state record does not decode: {e}"))),
+        TYPE_SNAPSHOT_MARKER => SnapshotMarker::decode(payload)
+            .map(Record::SnapshotMarker)
+            .map_err(|e| bad(format!("snapshot marker record does not decode: {e}"))),
+        t => Err(bad(format!(
+            "unknown record type {t}; expected 1 (segment header), 2 (entries), 3 (hard state) \
+             or 4 (snapshot marker)"
+        ))),
+    }
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Which torn rule (see the module spec of [`crate::wal`]) the bad record at `off` matches.
+fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
+    let len = data.len() as u64;
+    match *bad {
+        Bad::Partial { record_bytes } => Some(format!(
+            "partial record: {} of its {record_bytes} bytes present",
+            len - off
+        )),
+        Bad::ZeroHeader => {
+            let sector_end = (off / SECTOR_BYTES + 1) * SECTOR_BYTES;
+            let to = sector_end.min(len);
+            all_zero(&data[off as usize..to as usize]).then(|| {
+                if all_zero(&data[off as usize..]) {
+                    format!(
+                        "zeros from here to the end of the file ({} bytes)",
+                        len - off
+                    )
+                } else {
+                    "a zero (never written) sector where a record should start".to_string()
+                }
+            })
+        }
+        Bad::Crc { end, .. } => {
+            if all_zero(&data[(end - 4) as usize..]) {
+                return Some(format!(
+                    "record of {} bytes whose end and everything after it ({} bytes) are zero",
+                    end - off,
+                    len - (end - 4)
+                ));
+            }
+            let mut s = off.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+            while s + SECTOR_BYTES <= end {
+                if all_zero(&data[s as usize..(s + SECTOR_BYTES) as usize]) {
+                    return Some(format!(
+                        "record of {} bytes with a zero (never written) sector at offset {s}",
+                        end - off
+                    ));
+                }
+                s += SECTOR_BYTES;
+            }
+            None
+        }
+        Bad::HeaderCheck | Bad::Reserved => None,
+    }
+}
+
+fn describe(bad: &Bad, is_last: bool) -> String {
+    let place = if is_last {
+        "and the damage is not a torn write (see the torn rules in the wal module docs)"
+    } else {
+        "in a segment that is not the last one (only the last segment may have a torn tail)"
+    };
+    match bad {
+        Bad::Partial { record_bytes } => {
+            format!("the file ends inside a record of {record_bytes} bytes, {place}")
+        }
+        Bad::ZeroHeader => format!("zero bytes where a record header was expected, {place}"),
+        Bad::HeaderCheck => format!(
+            "record header fails its check (length/type damaged); expected a valid header, {place}"
+        ),
+        Bad::Reserved => format!("record header has a non-zero reserved byte, {place}"),
+        Bad::Crc {
+            stored, computed, ..
+        } => format!(
+            "CRC mismatch: stored {stored:#010x}, expected {computed:#010x} (chained from the \
+             previous record), {place}"
+        ),
+    }
+}
