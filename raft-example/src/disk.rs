@@ -259,6 +259,7 @@ impl Durable {
         let hooks = WriterHooks {
             fail_after_bytes: opts.fail_after_bytes,
             report_synced: opts.report_synced,
+            prealloc_chunk_bytes: opts.segment_bytes.next_multiple_of(4096).min(1 << 20),
         };
         let Loaded {
             recovered,
@@ -460,6 +461,12 @@ impl Durable {
     /// The snapshot directory (clone it to save snapshots from another thread).
     pub fn snapshot_dir(&self) -> SnapshotDir {
         self.snaps.clone()
+    }
+
+    /// The segment being written and the offset where the next record goes (the end of the
+    /// records written so far; the file may be longer by its preallocated fill).
+    pub fn wal_end(&self) -> (&Path, u64) {
+        (self.wal.current_path(), self.wal.segment_bytes())
     }
 
     /// The WAL segments present, oldest first.
@@ -767,12 +774,13 @@ fn load(dir: &Path, snaps: &SnapshotDir, repair: bool) -> Result<Loaded, DiskErr
     report.hard_state = storage.hard_state();
     let newer: Vec<_> = snap_files
         .iter()
-        .filter(|f| marker.is_some_and(|m| f.index > m.index))
+        .filter(|f| marker.is_none_or(|m| f.index > m.index))
         .collect();
     if !newer.is_empty() {
         report.notes.push(format!(
-            "{} snapshot file(s) newer than the WAL's newest marker ignored",
-            newer.len()
+            "{} snapshot file(s) the WAL never recorded ignored (newest: {})",
+            newer.len(),
+            newer[newer.len() - 1].path.display()
         ));
     }
     Ok(Loaded {

@@ -111,7 +111,9 @@ fn dump_inner(dir: &Path, out: &mut impl std::io::Write) -> Result<(), WalError>
                 ),
             ));
         }
-        let r = wal::read_segment(seg, prev, k + 1 == segments.len())?;
+        let data = std::fs::read(&seg.path).map_err(|e| WalError::io(&seg.path, "read", e))?;
+        let (r, err) =
+            wal::reader::parse_segment_partial(seg, &data, prev, k + 1 == segments.len());
         for rec in &r.records {
             let _ = writeln!(
                 out,
@@ -129,6 +131,9 @@ fn dump_inner(dir: &Path, out: &mut impl std::io::Write) -> Result<(), WalError>
                 t.file_bytes - t.offset,
                 t.reason
             );
+        }
+        if let Some(e) = err {
+            return Err(e);
         }
         prev = Some(r.last_crc);
     }

@@ -55,22 +55,40 @@
 //! (as a non-installing marker), so that removing older segments never loses the vote or the
 //! snapshot the log stands on.
 //!
+//! # Preallocation
+//!
+//! The writer keeps fill bytes (`0xff`, [`PREALLOC_FILL`]) written ahead of the records in the
+//! last segment (up to 1 MiB, or `segment_bytes` if smaller), so that appending overwrites
+//! blocks the file already has: an `fdatasync` then flushes data, not a new file size (on ext4
+//! here: about 135 µs instead of 205 µs). The fill is not zero on purpose: zeros mean "never
+//! written" to the torn rules below, fill means "written ahead, nothing here yet". When a
+//! segment is finished (rolled) its fill is cut off before it is fsynced, so only the last
+//! segment ends in fill.
+//!
 //! # What is torn, what is repaired, what is refused
 //!
 //! Writes only ever append, and only the tail written since the last fsync can be lost in a
-//! power failure; in that tail any mix of written pages and unwritten (zero) blocks can be
-//! found. Reading the last segment, let `o` be the offset of the first record that does not
-//! verify. The segment's tail from `o` is **torn** when:
+//! power failure; in that tail any mix of written pages, unwritten (zero) blocks and fill can
+//! be found. Call a byte *blank* if it is zero or fill. Reading the last segment:
+//!
+//! - **End**: at a record boundary `o`, only fill bytes from `o` to the end of the file (the
+//!   preallocated space), or the end of the file itself. Nothing is repaired.
+//!
+//! Otherwise let `o` be the offset of the first record that does not verify. The segment's
+//! tail from `o` is **torn** when:
 //!
 //! 1. the file ends inside that record: fewer than 8 bytes left, or a header whose `hcheck`
-//!    holds and whose record would run past the end of the file (a write cut short); or
-//! 2. its header is all zero, and so is the rest of its sector (from `o` to the next multiple
-//!    of 512, or to the end of the file) — a block that was never written; or
+//!    holds and whose record would run past the end of the file (a write cut short), or a
+//!    header that fails `hcheck` but is blank from some byte inside it to the end of the file
+//!    (the same cut, with the preallocated fill after it); or
+//! 2. its header is blank, and so is the rest of its sector (from `o` to the next multiple of
+//!    512, or to the end of the file): a block that was never written, e.g. a whole small
+//!    record zeroed; or
 //! 3. its header holds, it fits in the file, its CRC fails, and its CRC word and everything
-//!    after it to the end of the file are zero (the record's end never reached the disk, e.g.
+//!    after it to the end of the file are blank (the record's end never reached the disk, e.g.
 //!    its last 512 bytes zeroed); or
 //! 4. its header holds, it fits, its CRC fails, and it contains a whole 512-byte sector
-//!    (aligned in the file) that is all zero (pages written back out of order).
+//!    (aligned in the file) that is blank (pages written back out of order).
 //!
 //! A torn tail is **repaired** by `Durable::open`: the segment is copied to
 //! `<segment>.broken` (or `.broken.N` if that exists), cut at `o`, fsynced, and the cut is
@@ -78,14 +96,19 @@
 //! inside its header, is rewritten with a fresh header.
 //!
 //! Everything else is **refused** with an error naming the file, the offset and what was
-//! expected: any bad record in a segment other than the last; in the last one, a CRC mismatch
-//! whose bytes are not zero at the end (a flipped bit looks like this: the record may have been
-//! acknowledged, so it is never silently dropped), a header that fails `hcheck` and is not
-//! zero, an unknown record type, a non-zero reserved byte, a payload that passes its
-//! CRC but does not decode; a gap in the sequence numbers, a segment header that disagrees
-//! with its file name or with the previous segment's last CRC; entries that leave a hole in the
-//! log; a hard state whose commit index is beyond the recovered log (a lost segment at the
-//! end).
+//! expected: any bad record in a segment other than the last (including fill there); in the
+//! last one, a CRC mismatch whose bytes are not blank at the end (a flipped bit looks like
+//! this: the record may have been acknowledged, so it is never silently dropped), a header
+//! that fails `hcheck` and is not blank, an unknown record type, a non-zero reserved byte, a
+//! payload that passes its CRC but does not decode; a gap in the sequence numbers, a segment
+//! header that disagrees with its file name or with the previous segment's last CRC; entries
+//! that leave a hole in the log; a hard state whose commit index is beyond the recovered log.
+//!
+//! Not detectable: the loss of the whole last segment(s) when nothing later refers to them
+//! (the chain has no successor to check; the commit-index check catches it only when the
+//! remaining hard state committed entries that were in them), and a record's CRC word that
+//! happens to be blank (odds about 2^-28) turning a flipped bit in the very last record into a
+//! torn tail.
 //!
 //! Reference: etcd-io/etcd `server/storage/wal` (segment naming, CRC records, zero-sector torn
 //! writes); the text and layout here are this crate's own.
@@ -115,6 +138,9 @@ pub const HEADER_BYTES: usize = 8;
 pub const SEGMENT_HEADER_PAYLOAD_BYTES: usize = 24;
 /// Largest payload a record may carry (the length field is a u32; the record must fit too).
 pub const PAYLOAD_BYTES_MAX: usize = (u32::MAX - 16) as usize;
+/// The byte the writer preallocates segments with (written ahead of the records, so that
+/// an fsync after an append flushes data only, not a new file size).
+pub const PREALLOC_FILL: u8 = 0xff;
 /// The sector size the torn-write rules reason about.
 pub const SECTOR_BYTES: u64 = 512;
 

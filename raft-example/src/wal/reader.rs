@@ -17,9 +17,9 @@ use prost::Message;
 use raft_core::HardState;
 
 use super::{
-    EntriesRecord, HEADER_BYTES, SECTOR_BYTES, SegmentFile, SegmentHeader, SnapshotMarker,
-    TYPE_ENTRIES, TYPE_HARD_STATE, TYPE_SEGMENT_HEADER, TYPE_SNAPSHOT_MARKER, WalError,
-    header_check, record_bytes,
+    EntriesRecord, HEADER_BYTES, PREALLOC_FILL, SECTOR_BYTES, SegmentFile, SegmentHeader,
+    SnapshotMarker, TYPE_ENTRIES, TYPE_HARD_STATE, TYPE_SEGMENT_HEADER, TYPE_SNAPSHOT_MARKER,
+    WalError, header_check, record_bytes,
 };
 
 /// A decoded record.
@@ -90,8 +90,8 @@ pub struct SegmentRead {
 enum Bad {
     /// The file ends inside the record (or inside its header).
     Partial { record_bytes: u64 },
-    /// The header word is all zero.
-    ZeroHeader,
+    /// The header word is blank (zero or fill bytes).
+    BlankHeader,
     /// The header check fails on a non-zero header.
     HeaderCheck,
     /// The header's reserved byte is not zero.
@@ -130,37 +130,94 @@ pub fn parse_segment(
     expected_prev_crc: Option<u32>,
     is_last: bool,
 ) -> Result<SegmentRead, WalError> {
-    let path = file.path.as_path();
-    let len = data.len() as u64;
+    let (read, err) = parse_segment_partial(file, data, expected_prev_crc, is_last);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(read),
+    }
+}
+
+/// As [`parse_segment`], but on damage also returns the records that verified before it (for
+/// `wal dump`, which prints them before the error).
+pub fn parse_segment_partial(
+    file: &SegmentFile,
+    data: &[u8],
+    expected_prev_crc: Option<u32>,
+    is_last: bool,
+) -> (SegmentRead, Option<WalError>) {
     let mut records = Vec::new();
     let mut off = 0u64;
     // The chain value before the next record; unknown before the header is read.
     let mut crc: Option<u32> = None;
     let mut torn = None;
-    while off < len {
-        let (rtype, payload, rec_bytes, rec_crc) = match frame_at(data, off, crc) {
+    let err = parse_into(
+        file,
+        data,
+        expected_prev_crc,
+        is_last,
+        &mut records,
+        &mut off,
+        &mut crc,
+        &mut torn,
+    )
+    .err();
+    let last_crc = match (crc, expected_prev_crc) {
+        (Some(c), _) => c,
+        (None, Some(p)) => p,
+        (None, None) => 0,
+    };
+    let read = SegmentRead {
+        file: file.clone(),
+        records,
+        valid_bytes: off,
+        last_crc,
+        torn,
+    };
+    (read, err)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_into(
+    file: &SegmentFile,
+    data: &[u8],
+    expected_prev_crc: Option<u32>,
+    is_last: bool,
+    records: &mut Vec<ReadRecord>,
+    off: &mut u64,
+    crc: &mut Option<u32>,
+    torn: &mut Option<TornTail>,
+) -> Result<(), WalError> {
+    let path = file.path.as_path();
+    let len = data.len() as u64;
+    while *off < len {
+        // The last segment's preallocated space: fill bytes, and nothing else, to the end.
+        if is_last && data[*off as usize..].iter().all(|&b| b == PREALLOC_FILL) {
+            return Ok(());
+        }
+        let (rtype, payload, rec_bytes, rec_crc) = match frame_at(data, *off, *crc) {
             Ok(x) => x,
             Err(bad) => {
                 if is_last {
-                    if let Some(reason) = torn_reason(data, off, &bad) {
-                        torn = Some(TornTail {
-                            offset: off,
+                    if let Some(reason) = torn_reason(data, *off, &bad) {
+                        *torn = Some(TornTail {
+                            offset: *off,
                             file_bytes: len,
                             reason,
                         });
-                        break;
+                        return Ok(());
                     }
                 }
-                return Err(WalError::corrupt(path, off, describe(&bad, is_last)));
+                return Err(WalError::corrupt(path, *off, describe(&bad, is_last)));
             }
         };
-        let record = decode(path, off, rtype, payload)?;
+        let at = *off;
+        let record = decode(path, at, rtype, payload)?;
         match (&record, records.is_empty()) {
             (Record::SegmentHeader(h), true) => {
                 if h.seq != file.seq || h.first_index != file.first_index {
                     return Err(WalError::corrupt(
                         path,
-                        off,
+                        at,
                         format!(
                             "segment header says seq {} first index {}, expected seq {} first \
                              index {} (from the file name)",
@@ -172,7 +229,7 @@ pub fn parse_segment(
                     if h.prev_crc != prev {
                         return Err(WalError::corrupt(
                             path,
-                            off,
+                            at,
                             format!(
                                 "segment header carries previous CRC {:#010x}, expected {prev:#010x} \
                                  (the last CRC of the previous segment): a segment is missing, \
@@ -186,14 +243,14 @@ pub fn parse_segment(
             (Record::SegmentHeader(_), false) => {
                 return Err(WalError::corrupt(
                     path,
-                    off,
+                    at,
                     "a second segment header inside the segment; expected a log record",
                 ));
             }
             (_, true) => {
                 return Err(WalError::corrupt(
                     path,
-                    off,
+                    at,
                     format!(
                         "the segment starts with a {} record; expected a segment header",
                         record.type_name()
@@ -203,26 +260,15 @@ pub fn parse_segment(
             (_, false) => {}
         }
         records.push(ReadRecord {
-            offset: off,
+            offset: at,
             bytes: rec_bytes,
             crc: rec_crc,
             record,
         });
-        crc = Some(rec_crc);
-        off += rec_bytes;
+        *crc = Some(rec_crc);
+        *off += rec_bytes;
     }
-    let last_crc = match (crc, expected_prev_crc) {
-        (Some(c), _) => c,
-        (None, Some(p)) => p,
-        (None, None) => 0,
-    };
-    Ok(SegmentRead {
-        file: file.clone(),
-        records,
-        valid_bytes: off,
-        last_crc,
-        torn,
-    })
+    Ok(())
 }
 
 /// Checks the framing and CRC of the record at `off`. `prev_crc` is `None` for the segment's
@@ -238,8 +284,8 @@ fn frame_at(data: &[u8], off: u64, prev_crc: Option<u32>) -> Result<(u8, &[u8], 
         });
     }
     let header = &data[o..o + HEADER_BYTES];
-    if header.iter().all(|&b| b == 0) {
-        return Err(Bad::ZeroHeader);
+    if all_blank(header) {
+        return Err(Bad::BlankHeader);
     }
     let hcheck = u16::from_le_bytes([header[6], header[7]]);
     if hcheck != header_check(&header[0..6]) {
@@ -318,8 +364,9 @@ fn decode(path: &Path, off: u64, rtype: u8, payload: &[u8]) -> Result<Record, Wa
     }
 }
 
-fn all_zero(b: &[u8]) -> bool {
-    b.iter().all(|&x| x == 0)
+/// Whether every byte is zero (never written) or the preallocation fill (written ahead).
+fn all_blank(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0 || x == PREALLOC_FILL)
 }
 
 /// Which torn rule (see the module spec of [`crate::wal`]) the bad record at `off` matches.
@@ -330,11 +377,11 @@ fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
             "partial record: {} of its {record_bytes} bytes present",
             len - off
         )),
-        Bad::ZeroHeader => {
+        Bad::BlankHeader => {
             let sector_end = (off / SECTOR_BYTES + 1) * SECTOR_BYTES;
             let to = sector_end.min(len);
-            all_zero(&data[off as usize..to as usize]).then(|| {
-                if all_zero(&data[off as usize..]) {
+            all_blank(&data[off as usize..to as usize]).then(|| {
+                if all_blank(&data[off as usize..]) {
                     format!(
                         "zeros from here to the end of the file ({} bytes)",
                         len - off
@@ -345,7 +392,7 @@ fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
             })
         }
         Bad::Crc { end, .. } => {
-            if all_zero(&data[(end - 4) as usize..]) {
+            if all_blank(&data[(end - 4) as usize..]) {
                 return Some(format!(
                     "record of {} bytes whose end and everything after it ({} bytes) are zero",
                     end - off,
@@ -354,7 +401,7 @@ fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
             }
             let mut s = off.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
             while s + SECTOR_BYTES <= end {
-                if all_zero(&data[s as usize..(s + SECTOR_BYTES) as usize]) {
+                if all_blank(&data[s as usize..(s + SECTOR_BYTES) as usize]) {
                     return Some(format!(
                         "record of {} bytes with a zero (never written) sector at offset {s}",
                         end - off
@@ -364,7 +411,17 @@ fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
             }
             None
         }
-        Bad::HeaderCheck | Bad::Reserved => None,
+        Bad::HeaderCheck => {
+            // A header cut short: its first bytes written, the rest (and everything after)
+            // blank. The header is not blank itself, so the blank suffix starts inside it.
+            let o = off as usize;
+            let tail_start = (o + 1..o + HEADER_BYTES).find(|&p| all_blank(&data[p..]))?;
+            Some(format!(
+                "record header cut short: {} of its 8 bytes written, blank after",
+                tail_start - o
+            ))
+        }
+        Bad::Reserved => None,
     }
 }
 
@@ -378,7 +435,9 @@ fn describe(bad: &Bad, is_last: bool) -> String {
         Bad::Partial { record_bytes } => {
             format!("the file ends inside a record of {record_bytes} bytes, {place}")
         }
-        Bad::ZeroHeader => format!("zero bytes where a record header was expected, {place}"),
+        Bad::BlankHeader => {
+            format!("zero (or fill) bytes where a record header was expected, {place}")
+        }
         Bad::HeaderCheck => format!(
             "record header fails its check (length/type damaged); expected a valid header, {place}"
         ),

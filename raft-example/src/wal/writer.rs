@@ -25,6 +25,10 @@ pub struct WriterHooks {
     pub fail_after_bytes: Option<u64>,
     /// After each fsync, write `"<segment file name> <offset>\n"` to `wal/SYNCED`.
     pub report_synced: bool,
+    /// Keep at least a quarter of this many fill bytes written ahead of the records (0: no
+    /// preallocation). Appending then rewrites allocated blocks instead of growing the file,
+    /// and an fdatasync flushes the data without a journal commit for the new size.
+    pub prealloc_chunk_bytes: u64,
 }
 
 /// The WAL's appender.
@@ -35,6 +39,8 @@ pub struct Writer {
     /// The segments present, in order; the last is the one being written.
     segments: Vec<SegmentFile>,
     offset: u64,
+    /// The current segment's length: records plus the fill written ahead of them.
+    prealloc_end: u64,
     crc: u32,
     /// Records framed but not yet written.
     buf: Vec<u8>,
@@ -79,6 +85,7 @@ impl Writer {
             file,
             segments,
             offset: 0,
+            prealloc_end: 0,
             crc: prev_crc,
             buf: Vec::new(),
             buf_crc: prev_crc,
@@ -109,11 +116,17 @@ impl Writer {
             .write(true)
             .open(&last.path)
             .map_err(|e| WalError::io(&last.path, "open segment", e))?;
+        let prealloc_end = file
+            .metadata()
+            .map_err(|e| WalError::io(&last.path, "stat segment", e))?
+            .len()
+            .max(offset);
         Ok(Writer {
             wal_dir: wal_dir.to_path_buf(),
             file,
             segments,
             offset,
+            prealloc_end,
             crc,
             buf: Vec::new(),
             buf_crc: crc,
@@ -182,6 +195,27 @@ impl Writer {
         self.offset += n as u64;
         self.crc = self.buf_crc;
         self.buf.clear();
+        let chunk = self.hooks.prealloc_chunk_bytes;
+        if chunk > 0 && self.offset + chunk / 4 > self.prealloc_end {
+            self.preallocate(self.offset + chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Writes fill bytes from the current end of the file up to `end`.
+    fn preallocate(&mut self, end: u64) -> Result<(), WalError> {
+        static FILL: [u8; 64 << 10] = [super::PREALLOC_FILL; 64 << 10];
+        let mut at = self.prealloc_end.max(self.offset);
+        while at < end {
+            let n = (end - at).min(FILL.len() as u64) as usize;
+            if let Err(e) = self.file.write_all_at(&FILL[..n], at) {
+                let path = self.current_path().to_path_buf();
+                return Err(self.fail(WalError::io(&path, "preallocate", e)));
+            }
+            at += n as u64;
+        }
+        self.prealloc_end = end;
+        self.dirty = true;
         Ok(())
     }
 
@@ -227,7 +261,24 @@ impl Writer {
     /// # Errors
     /// [`WalError::Io`]; the writer is failed afterwards.
     pub fn roll(&mut self, first_index: u64) -> Result<(), WalError> {
-        self.sync()?;
+        self.flush()?;
+        // The finished segment keeps no fill: only the last segment may end in fill bytes.
+        if self.prealloc_end > self.offset {
+            if let Err(e) = self.file.set_len(self.offset) {
+                let path = self.current_path().to_path_buf();
+                return Err(self.fail(WalError::io(&path, "truncate preallocation", e)));
+            }
+            self.prealloc_end = self.offset;
+            self.dirty = true;
+        }
+        if self.dirty {
+            if let Err(e) = self.file.sync_all() {
+                let path = self.current_path().to_path_buf();
+                return Err(self.fail(WalError::io(&path, "fsync", e)));
+            }
+            self.dirty = false;
+            self.report_synced();
+        }
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
         let path = self.wal_dir.join(segment_name(seq, first_index));
         let file = match OpenOptions::new().create_new(true).write(true).open(&path) {
@@ -245,6 +296,7 @@ impl Writer {
             path,
         });
         self.offset = 0;
+        self.prealloc_end = 0;
         self.dirty = true;
         let prev = self.crc;
         self.push_header(seq, first_index, prev)
