@@ -43,7 +43,10 @@
 //! Records a (non-installing) marker for a snapshot already saved with
 //! [`SnapshotDir::save`], fsyncs, then keeps that snapshot and the one before it, removes older
 //! snapshot files, and removes the WAL segments wholly at or below the *previous* snapshot's
-//! index, so that a damaged newest snapshot can still fall back to the previous one.
+//! index (none if there is no previous one), so that a damaged or missing newest snapshot, or
+//! a lost newest marker, can still fall back to the previous snapshot. The WAL thus holds
+//! about two snapshot intervals of entries. (A founding member always has a previous one: its
+//! bootstrap snapshot at index 1; a joining member has the snapshot it was sent.)
 //!
 //! Invariants:
 //! 1. Nothing is removed (snapshot file or segment) before the marker that makes it
@@ -412,7 +415,8 @@ impl Durable {
 
     /// Records a snapshot the local state machine made (its file already saved with
     /// [`SnapshotDir::save`]) in the WAL, fsyncs, then removes snapshot files older than the
-    /// previous one and the WAL segments wholly at or below the previous snapshot's index.
+    /// previous one and the WAL segments wholly at or below the previous snapshot's index
+    /// (nothing if there is no previous snapshot file).
     ///
     /// # Errors
     /// [`DiskError::Misuse`] if no snapshot file for `meta` exists; I/O errors.
@@ -453,8 +457,12 @@ impl Durable {
         if !older.is_empty() {
             self.snaps.sync()?;
         }
-        let retain = previous.map_or(meta.index, |p| p.index);
-        self.wal.remove_segments_through(retain)?;
+        // The WAL is kept from the previous snapshot on, so that losing the newest snapshot
+        // file, or the marker just written (a tail cut by hand), still leaves a snapshot the
+        // WAL covers. Without a previous snapshot nothing is removed yet.
+        if let Some(p) = previous {
+            self.wal.remove_segments_through(p.index)?;
+        }
         Ok(())
     }
 

@@ -54,6 +54,7 @@ fn compact_to_removes_old_snapshots_and_segments_and_recovery_still_works() {
     let (mut d, _) = Durable::open(t.path(), opts(256)).unwrap();
     write_log(&mut d);
     let before = segments(t.path()).len();
+    let first = segments(t.path())[0].clone();
     assert!(before > 8, "{before} segments");
     let sd = d.snapshot_dir();
     let s20 = snapshot(20, 1, "kv at 20");
@@ -61,10 +62,15 @@ fn compact_to_removes_old_snapshots_and_segments_and_recovery_still_works() {
     let s50 = snapshot(50, 1, "kv at 50");
     sd.save(&s20).unwrap();
     d.compact_to(&meta(&s20)).unwrap();
-    // The first snapshot has no predecessor: segments wholly at or below 20 go.
-    let after20 = segments(t.path());
-    assert!(after20.len() < before);
-    let firsts: Vec<u64> = after20
+    // The first snapshot has no predecessor: the WAL is kept whole until there is one.
+    assert_eq!(segments(t.path())[0], first);
+    sd.save(&s40).unwrap();
+    d.compact_to(&meta(&s40)).unwrap();
+    assert_eq!(snap_indexes(&sd), vec![20, 40]);
+    // Now segments wholly at or below the previous snapshot (20) go.
+    let after40 = segments(t.path());
+    assert!(after40.len() < before);
+    let firsts: Vec<u64> = after40
         .iter()
         .map(|p| {
             raft_example::wal::parse_segment_name(&p.file_name().unwrap().to_string_lossy())
@@ -77,9 +83,6 @@ fn compact_to_removes_old_snapshots_and_segments_and_recovery_still_works() {
         firsts[1] > 21,
         "the first segment kept is needed: {firsts:?}"
     );
-    sd.save(&s40).unwrap();
-    d.compact_to(&meta(&s40)).unwrap();
-    assert_eq!(snap_indexes(&sd), vec![20, 40]);
     sd.save(&s50).unwrap();
     d.compact_to(&meta(&s50)).unwrap();
     assert_eq!(
