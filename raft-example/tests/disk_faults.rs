@@ -113,3 +113,72 @@ fn cutting_the_wal_back_to_the_synced_report_keeps_every_synced_batch() {
         });
     assert!(j < bs.len(), "the unsynced tail was cut");
 }
+
+/// A small tmpfs on a temp directory, unmounted on drop; `None` where this process may not
+/// mount (then the injected-failure test above stands alone).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(bytes: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_really_full_disk_fails_the_write_and_loses_nothing_acknowledged() {
+    // 256 KiB: less than one preallocation chunk of the default options, so preallocation
+    // gives up at once and the records themselves hit ENOSPC.
+    let Some(fs) = Tmpfs::mount(256 << 10) else {
+        eprintln!("cannot mount a tmpfs here: skipped (the injected failure is tested above)");
+        return;
+    };
+    let dir = fs.dir.path().join("member");
+    let bs: Vec<Batch> = (0..2000u64)
+        .map(|i| Batch {
+            ents: vec![raft_core::Entry::normal(i + 1, 1, vec![b'v'; 1000])],
+            ..Batch::default()
+        })
+        .collect();
+    let (mut d, r) = Durable::open(&dir, DiskOptions::default()).unwrap();
+    assert!(r.is_none());
+    let mut acked = 0;
+    let mut failure = None;
+    for b in &bs {
+        match d.write_parts(None, None, &b.ents).and_then(|()| d.sync()) {
+            Ok(()) => acked += 1,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let err = failure.expect("the disk fills up").to_string();
+    assert!(
+        err.contains("No space left") || err.contains("os error 28"),
+        "{err}"
+    );
+    assert!(acked > 50, "{acked} batches fit");
+    drop(d);
+    // Recover from a copy on a disk with room (a repair needs space for the .broken copy).
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&dir, copy.path());
+    let (_d, r) = reopen(copy.path(), opts(64 << 20));
+    assert_same(&r.storage, &model_after(&bs, acked));
+}

@@ -202,20 +202,27 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes fill bytes from the current end of the file up to `end`.
+    /// Writes fill bytes from the current end of the file up to `end`. Preallocation is an
+    /// optimisation: if it fails (a nearly full disk), the writer stops preallocating and
+    /// goes on appending; the records' own writes report a full disk when it is one.
     fn preallocate(&mut self, end: u64) -> Result<(), WalError> {
         static FILL: [u8; 64 << 10] = [super::PREALLOC_FILL; 64 << 10];
         let mut at = self.prealloc_end.max(self.offset);
+        self.dirty = true;
         while at < end {
             let n = (end - at).min(FILL.len() as u64) as usize;
-            if let Err(e) = self.file.write_all_at(&FILL[..n], at) {
-                let path = self.current_path().to_path_buf();
-                return Err(self.fail(WalError::io(&path, "preallocate", e)));
+            if self.file.write_all_at(&FILL[..n], at).is_err() {
+                self.hooks.prealloc_chunk_bytes = 0;
+                // Part of the fill may be there; whatever is, is fill, which reads as the end.
+                self.prealloc_end = match self.file.metadata() {
+                    Ok(m) => m.len().max(self.offset),
+                    Err(_) => self.offset,
+                };
+                return Ok(());
             }
             at += n as u64;
         }
         self.prealloc_end = end;
-        self.dirty = true;
         Ok(())
     }
 
