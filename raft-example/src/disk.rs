@@ -655,10 +655,11 @@ fn load(dir: &Path, snaps: &SnapshotDir, repair: bool) -> Result<Loaded, DiskErr
     let mut hard_state: Option<HardState> = None;
     let mut newest: Option<(SnapshotMarker, PathBuf, u64)> = None;
     let mut has_state = false;
-    for r in &reads {
-        for rec in &r.records {
+    // Records are moved out as they are replayed: a WAL is read once.
+    for r in &mut reads {
+        for rec in &mut r.records {
             report.records += 1;
-            match &rec.record {
+            match &mut rec.record {
                 Record::SegmentHeader(_) => {}
                 Record::HardState(hs) => {
                     has_state = true;
@@ -675,7 +676,7 @@ fn load(dir: &Path, snaps: &SnapshotDir, repair: bool) -> Result<Loaded, DiskErr
                 }
                 Record::Entries(er) => {
                     has_state = true;
-                    if let Err(expected) = model.append(er.entries.clone()) {
+                    if let Err(expected) = model.append(std::mem::take(&mut er.entries)) {
                         return Err(WalError::corrupt(
                             &r.file.path,
                             rec.offset,
@@ -751,16 +752,14 @@ fn load(dir: &Path, snaps: &SnapshotDir, repair: bool) -> Result<Loaded, DiskErr
                 problem: format!("snapshot index {} cannot be installed: {e}", s.index()),
             })?;
     }
-    let after: Vec<Entry> = model
-        .entries
-        .iter()
-        .filter(|e| e.index > snap_index)
-        .cloned()
-        .collect();
-    storage.append(&after).map_err(|e| DiskError::Recovery {
-        path: wal_dir.clone(),
-        problem: format!("entries after snapshot index {snap_index} do not connect: {e}"),
-    })?;
+    let mut after = std::mem::take(&mut model.entries);
+    after.retain(|e| e.index > snap_index);
+    storage
+        .append_from(&mut after)
+        .map_err(|e| DiskError::Recovery {
+            path: wal_dir.clone(),
+            problem: format!("entries after snapshot index {snap_index} do not connect: {e}"),
+        })?;
     let last_index = storage.last_index().unwrap_or(snap_index);
     if let Some(mut hs) = hard_state {
         if hs.commit > last_index {
