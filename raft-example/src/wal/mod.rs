@@ -87,8 +87,10 @@
 //! 3. its header holds, it fits in the file, its CRC fails, and its CRC word and everything
 //!    after it to the end of the file are blank (the record's end never reached the disk, e.g.
 //!    its last 512 bytes zeroed); or
-//! 4. its header holds, it fits, its CRC fails, and it contains a whole 512-byte sector
-//!    (aligned in the file) that is blank (pages written back out of order).
+//! 4. its header holds, it fits, its CRC fails, and a whole 512-byte sector (aligned in the
+//!    file) that starts inside the record is blank (it may reach past the record's end): the
+//!    record's end never reached the disk though later sectors did (pages written back out of
+//!    order).
 //!
 //! A torn tail is **repaired** by `Durable::open`: the segment is copied to
 //! `<segment>.broken` (or `.broken.N` if that exists), cut at `o`, fsynced, and the cut is

@@ -399,11 +399,13 @@ fn torn_reason(data: &[u8], off: u64, bad: &Bad) -> Option<String> {
                     len - (end - 4)
                 ));
             }
-            let mut s = off.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
-            while s + SECTOR_BYTES <= end {
+            // A blank sector that starts inside the record (it may reach past its end): the
+            // record's bytes there never reached the disk, though later sectors did.
+            let mut s = (off / SECTOR_BYTES + 1) * SECTOR_BYTES;
+            while s < end && s + SECTOR_BYTES <= len {
                 if all_blank(&data[s as usize..(s + SECTOR_BYTES) as usize]) {
                     return Some(format!(
-                        "record of {} bytes with a zero (never written) sector at offset {s}",
+                        "record of {} bytes with a blank (never written) sector at offset {s}",
                         end - off
                     ));
                 }
