@@ -4,7 +4,7 @@
 //! # Files
 //!
 //! `<data-dir>/snap/IIIIIIIIIIIIIIII-TTTTTTTTTTTTTTTT.snap`: the snapshot's index and term as
-//! 16 hex digits each, so names sort by index. A save writes `<name>.tmp`, fsyncs it, renames
+//! 16 hex digits each, so names sort by index. A save writes `<name>.<pid>-<n>.tmp`, fsyncs it, renames
 //! it to `<name>` and fsyncs the directory: a snapshot file is either absent or complete.
 //! Leftover `*.tmp` files (a crash during a save) are removed when the directory is opened.
 //!
@@ -163,18 +163,30 @@ impl SnapshotDir {
         let meta = snap.metadata.as_ref().ok_or(SnapError::NoMetadata)?;
         let name = snapshot_name(meta.index, meta.term);
         let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
+        // A name of its own per save: two threads saving the same snapshot never share a
+        // temporary file (the later rename wins, both files complete).
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{name}.{}-{n}.tmp", std::process::id()));
         let bytes = encode(snap);
-        let mut f = OpenOptions::new()
+        let written = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(&tmp)
-            .map_err(|e| io_err(&tmp, "create", e))?;
-        f.write_all(&bytes).map_err(|e| io_err(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, "fsync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "rename", e))?;
+            .map_err(|e| io_err(&tmp, "create", e))
+            .and_then(|mut f| {
+                f.write_all(&bytes).map_err(|e| io_err(&tmp, "write", e))?;
+                f.sync_all().map_err(|e| io_err(&tmp, "fsync", e))
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "rename", e)));
+        if let Err(e) = written {
+            // Best effort: a full disk should not keep the partial file until the next open.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         sync_dir(&self.dir).map_err(|e| io_err(&self.dir, "fsync directory", e))?;
         Ok(path)
     }

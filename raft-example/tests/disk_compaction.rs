@@ -242,3 +242,31 @@ fn snapshot_files_round_trip_and_damage_is_named() {
         std::fs::write(&p, &data).unwrap();
     }
 }
+
+#[test]
+fn two_threads_saving_the_same_snapshot_leave_one_complete_file() {
+    let t = tempfile::tempdir().unwrap();
+    let sd = SnapshotDir::new(t.path().join("snap"));
+    sd.prepare().unwrap();
+    let s = snapshot(9, 2, &"x".repeat(100_000));
+    // Threads are the point here (clippy.toml bans them for the deterministic crates).
+    #[allow(clippy::disallowed_methods)]
+    std::thread::scope(|sc| {
+        for _ in 0..2 {
+            let (sd, s) = (sd.clone(), s.clone());
+            sc.spawn(move || {
+                for _ in 0..10 {
+                    sd.save(&s).unwrap();
+                }
+            });
+        }
+    });
+    let files = sd.list().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(sd.load(&files[0]).unwrap(), s);
+    let names: Vec<_> = std::fs::read_dir(t.path().join("snap"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
