@@ -34,7 +34,9 @@
 //!    installed snapshot, which replaced the log). Otherwise recovery is refused, naming the
 //!    snapshot and why. Snapshot files newer than the newest marker are ignored (saved, but the
 //!    WAL record naming them never became durable); the WAL still covers their entries.
-//! 4. The storage: `apply_snapshot(snapshot)`, `append(entries after it)`,
+//! 4. The last segment is fsynced: what recovery read may have been only in the page cache
+//!    (a process killed before its fsync), and the node acts on it as durable.
+//! 5. The storage: `apply_snapshot(snapshot)`, `append(entries after it)`,
 //!    `set_hard_state(last hard state)`. A hard state whose commit index is beyond the last
 //!    recovered index is refused: entries it committed are missing (a lost last segment).
 //!
@@ -77,8 +79,9 @@ pub struct DiskOptions {
     /// Test hook: WAL writes fail with an injected "no space left on device" once this many
     /// WAL bytes were written since open (the write that crosses it is written in part).
     pub fail_after_bytes: Option<u64>,
-    /// Test hook: after each fsync, write `"<segment file name> <offset>\n"` to
-    /// `<data-dir>/wal/SYNCED` (not fsynced itself: a kill -9 keeps the page cache). The
+    /// Test hook: after each fsync (and the one at open), write
+    /// `"<segment file name> <offset>\n"` to `<data-dir>/wal/SYNCED` (written aside and
+    /// renamed, not fsynced: a kill -9 keeps the page cache). The
     /// power-loss test reads it after killing a member and cuts that segment back to the
     /// offset (removing later segments) to simulate losing everything that was not fsynced.
     pub report_synced: bool,
@@ -312,7 +315,9 @@ impl Durable {
         if carry {
             d.push_carry()?;
         }
-        d.wal.flush()?;
+        // What was recovered may be only in the page cache (a process killed before its
+        // fsync): make it durable before the node acknowledges anything based on it.
+        d.wal.sync_all_now()?;
         Ok((d, recovered))
     }
 

@@ -4,8 +4,9 @@
 //! # Files
 //!
 //! `<data-dir>/snap/IIIIIIIIIIIIIIII-TTTTTTTTTTTTTTTT.snap`: the snapshot's index and term as
-//! 16 hex digits each, so names sort by index. A save writes `<name>.<pid>-<n>.tmp`, fsyncs it, renames
-//! it to `<name>` and fsyncs the directory: a snapshot file is either absent or complete.
+//! 16 hex digits each, so names sort by index. A save writes `<name>.<pid>-<n>.tmp`, fsyncs
+//! it, renames it to `<name>` and fsyncs the directory: a snapshot file is either absent or
+//! complete.
 //! Leftover `*.tmp` files (a crash during a save) are removed when the directory is opened.
 //!
 //! # Format

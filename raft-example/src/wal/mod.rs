@@ -12,7 +12,7 @@
 //! and `I` the first log index the segment may hold (the log's last index + 1 when the segment
 //! was created), both as 16 lower-case hex digits, so names sort in log order. Sequence
 //! numbers of the segments present are consecutive; the first one present need not be 1 (older
-//! segments are removed by compaction). Other files in `wal/` (`SYNCED`, `*.broken`) are not
+//! segments are removed by compaction). Other files in `wal/` (`SYNCED[.tmp]`, `*.broken`) are not
 //! part of the log.
 //!
 //! # Records
@@ -45,11 +45,12 @@
 //! # CRC chaining
 //!
 //! `crc(record) = CRC32C_append(crc(previous record), header ++ payload ++ padding)`: each
-//! CRC covers the whole log before it. The chain runs across segments: every segment begins with a segment
-//! header record whose payload repeats `prev_crc`, the CRC of the last record of the previous
-//! segment (0 for segment 1), and whose own CRC is chained from it. A missing, reordered or
-//! foreign segment breaks the chain at the next one's header. The first segment present is
-//! trusted for its `prev_crc` (its predecessors were removed by compaction).
+//! CRC covers the whole log before it. The chain runs across segments: every segment begins
+//! with a segment header record whose payload repeats `prev_crc`, the CRC of the last record
+//! of the previous segment (0 for segment 1), and whose own CRC is chained from it. A
+//! missing, reordered or foreign segment breaks the chain at the next one's header. The first
+//! segment present is trusted for its `prev_crc` (its predecessors were removed by
+//! compaction).
 //!
 //! Every segment header is followed by the current hard state and the latest snapshot marker
 //! (as a non-installing marker), so that removing older segments never loses the vote or the
@@ -248,7 +249,8 @@ pub enum WalError {
     },
     /// `DiskOptions::fail_after_bytes` was reached: the injected "disk full".
     #[error(
-        "{}: write at offset {offset}: no space left on device (injected: fail_after_bytes = {limit})",
+        "{}: write at offset {offset}: no space left on device (injected: \
+         fail_after_bytes = {limit})",
         path.display()
     )]
     InjectedNoSpace {

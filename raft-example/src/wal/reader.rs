@@ -231,7 +231,8 @@ fn parse_into(
                             path,
                             at,
                             format!(
-                                "segment header carries previous CRC {:#010x}, expected {prev:#010x} \
+                                "segment header carries previous CRC {:#010x}, expected \
+                                 {prev:#010x} \
                                  (the last CRC of the previous segment): a segment is missing, \
                                  replaced or out of order",
                                 h.prev_crc
@@ -344,7 +345,8 @@ fn decode(path: &Path, off: u64, rtype: u8, payload: &[u8]) -> Result<Record, Wa
                 let want = r.truncate_after + 1 + k as u64;
                 if e.index != want {
                     return Err(bad(format!(
-                        "entries record (truncate after {}) has entry {k} at index {}, expected {want}",
+                        "entries record (truncate after {}) has entry {k} at index {}, expected \
+                         {want}",
                         r.truncate_after, e.index
                     )));
                 }

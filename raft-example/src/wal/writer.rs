@@ -254,11 +254,31 @@ impl Writer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // A test hook: losing a report only makes the power-loss test cut less, never more.
-        let _ = std::fs::write(
-            self.wal_dir.join("SYNCED"),
-            format!("{name} {}\n", self.offset),
-        );
+        // Written aside and renamed, so that a kill -9 at any point leaves a complete report
+        // (the previous one or this one; the previous one is only ever behind by bytes this
+        // sync made durable, none of which is acknowledged before this returns). A failed
+        // report is ignored: it is a test hook, not part of the log.
+        let tmp = self.wal_dir.join("SYNCED.tmp");
+        if std::fs::write(&tmp, format!("{name} {}\n", self.offset)).is_ok() {
+            let _ = std::fs::rename(&tmp, self.wal_dir.join("SYNCED"));
+        }
+    }
+
+    /// Fsyncs the current segment whether or not this process wrote to it: after a restart,
+    /// what recovery read may still be only in the page cache (the previous process was
+    /// killed before its fsync); it must be durable before the node acts on it.
+    ///
+    /// # Errors
+    /// [`WalError::Io`]; the writer is failed afterwards.
+    pub fn sync_all_now(&mut self) -> Result<(), WalError> {
+        self.flush()?;
+        if let Err(e) = self.file.sync_all() {
+            let path = self.current_path().to_path_buf();
+            return Err(self.fail(WalError::io(&path, "fsync", e)));
+        }
+        self.dirty = false;
+        self.report_synced();
+        Ok(())
     }
 
     /// Starts a new segment whose first index is `first_index`: the current one is written
