@@ -473,6 +473,11 @@ impl LocalCluster {
             if let Some(id) = self.leader().await {
                 return Ok(id);
             }
+            if self.running_ids().is_empty() {
+                return Err(ClusterError::Timeout(
+                    "a leader, but every member has exited (see their logs)".into(),
+                ));
+            }
             if Instant::now() >= deadline {
                 return Err(ClusterError::Timeout(format!(
                     "a leader within {} ms",
@@ -675,6 +680,19 @@ fn signal(pid: u32, name: &str) -> Result<(), ClusterError> {
     }
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Awaits all futures concurrently (tokio has no join_all; a JoinSet would need 'static).
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
@@ -773,7 +791,7 @@ async fn run_cluster(args: Args) -> ExitCode {
     }
     let leader = tokio::select! {
         l = cluster.wait_for_leader(timeout) => l,
-        _ = tokio::signal::ctrl_c() => {
+        _ = stop_signal() => {
             println!("stopping");
             cluster.stop_all().await;
             return ExitCode::SUCCESS;
@@ -799,7 +817,7 @@ async fn run_cluster(args: Args) -> ExitCode {
     let mut exited = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = stop_signal() => break,
             _ = exited.tick() => {
                 for id in cluster.ids() {
                     if cluster.member(id).child.is_some() && !cluster.is_running(id) {

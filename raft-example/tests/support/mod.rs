@@ -52,7 +52,8 @@ pub async fn deadline<F: Future<Output = ()>>(secs: u64, body: F) {
 pub struct TestCluster {
     // Field order matters: the processes die before their directory is removed.
     cluster: LocalCluster,
-    dir: tempfile::TempDir,
+    /// `None` once kept for a post-mortem (a failed test).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TestCluster {
@@ -77,7 +78,10 @@ impl TestCluster {
         let (dir, mut o) = TestCluster::options(nodes);
         configure(&mut o);
         let cluster = LocalCluster::new(o).expect("plan the cluster");
-        TestCluster { cluster, dir }
+        TestCluster {
+            cluster,
+            dir: Some(dir),
+        }
     }
 
     /// Starts `nodes` members and waits for a leader.
@@ -98,7 +102,7 @@ impl TestCluster {
 
     /// The temp directory.
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        self.cluster.options().root.as_path()
     }
 
     /// Waits for a leader, failing the test after `timeout`.
@@ -159,6 +163,10 @@ impl DerefMut for TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                // Kept (with every member's whole log) for a post-mortem.
+                eprintln!("---- data and logs kept in {} ----", dir.keep().display());
+            }
             for id in self.cluster.ids() {
                 let log = self.cluster.log(id);
                 let lines: Vec<&str> = log.lines().collect();
@@ -257,16 +265,17 @@ pub async fn wait_has_all(
             Ok(r) => r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
             Err(_) => BTreeMap::new(),
         };
-        let missing: Vec<(&String, &String)> = expected
+        let missing: Vec<&String> = expected
             .iter()
             .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, _)| k)
             .collect();
         if missing.is_empty() {
             return;
         }
         if Instant::now() >= deadline {
             panic!(
-                "member {id} still lacks {} of {} values after {} ms, e.g. {:?}",
+                "member {id} still lacks {} of {} values after {} ms, e.g. keys {:?}",
                 missing.len(),
                 expected.len(),
                 timeout.as_millis(),
@@ -372,7 +381,7 @@ pub struct WalRecord {
 }
 
 /// The records of a segment, walked by their length words up to the end of the file or the
-/// first all-zero header.
+/// first header of zeros or of preallocation fill (0xff).
 pub fn wal_records(segment: &Path) -> Vec<WalRecord> {
     let bytes =
         std::fs::read(segment).unwrap_or_else(|e| panic!("read {}: {e}", segment.display()));
@@ -380,7 +389,8 @@ pub fn wal_records(segment: &Path) -> Vec<WalRecord> {
     let mut off = 0usize;
     while off + 8 <= bytes.len() {
         let header = &bytes[off..off + 8];
-        if header.iter().all(|&b| b == 0) {
+        // Zeros: never written; 0xff: the writer's preallocated fill.
+        if header.iter().all(|&b| b == 0) || header.iter().all(|&b| b == 0xff) {
             break;
         }
         let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
