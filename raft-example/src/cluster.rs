@@ -718,6 +718,98 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reading a member's WAL from outside (for the demo and the tests' fault injection)
+
+/// One WAL record as the format ([`crate::wal`]'s module docs) lays it out: an 8-byte header
+/// whose first word is the payload length and whose fifth byte is the type, the payload, zero
+/// padding, a CRC word; `8 + round_up_8(len + 4)` bytes from an 8-aligned offset.
+#[derive(Clone, Copy, Debug)]
+pub struct WalRecord {
+    /// Where it starts in its segment.
+    pub offset: u64,
+    /// Its whole size in bytes.
+    pub size: u64,
+    /// Payload length.
+    pub payload_len: u64,
+    /// Record type byte.
+    pub kind: u8,
+}
+
+/// The WAL segment files of a data directory (`wal/*.wal`), in log order.
+///
+/// # Panics
+/// `wal/` cannot be read.
+pub fn wal_segments(data_dir: &Path) -> Vec<PathBuf> {
+    let dir = data_dir.join("wal");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The records of a segment, walked by their length words (no CRC check) up to the end of
+/// the file or the first header of zeros or of preallocation fill.
+///
+/// # Panics
+/// The file cannot be read.
+pub fn wal_records(segment: &Path) -> Vec<WalRecord> {
+    let bytes =
+        std::fs::read(segment).unwrap_or_else(|e| panic!("read {}: {e}", segment.display()));
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + 8 <= bytes.len() {
+        let header = &bytes[off..off + 8];
+        let fill = crate::wal::PREALLOC_FILL;
+        if header.iter().all(|&b| b == 0) || header.iter().all(|&b| b == fill) {
+            break;
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let size = 8 + (len + 4).div_ceil(8) * 8;
+        if off + size > bytes.len() {
+            break;
+        }
+        out.push(WalRecord {
+            offset: off as u64,
+            size: size as u64,
+            payload_len: len as u64,
+            kind: header[4],
+        });
+        off += size;
+    }
+    out
+}
+
+/// The snapshots a member's WAL records as installed from a leader (snapshot markers with
+/// `installed`), as (index, term), in log order.
+///
+/// # Panics
+/// The WAL cannot be read, or a marker does not decode.
+pub fn installed_snapshots(data_dir: &Path) -> Vec<(u64, u64)> {
+    use prost::Message as _;
+    let mut out = Vec::new();
+    for seg in wal_segments(data_dir) {
+        let bytes = std::fs::read(&seg).unwrap_or_else(|e| panic!("read {}: {e}", seg.display()));
+        for r in wal_records(&seg) {
+            if r.kind != crate::wal::TYPE_SNAPSHOT_MARKER {
+                continue;
+            }
+            let start = r.offset as usize + 8;
+            let end = start + r.payload_len as usize;
+            let m = crate::wal::SnapshotMarker::decode(&bytes[start..end])
+                .unwrap_or_else(|e| panic!("{} at {}: {e}", seg.display(), r.offset));
+            if m.installed {
+                out.push((m.index, m.term));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
 // `raft-example cluster`
 
 /// Arguments of `raft-example cluster`.

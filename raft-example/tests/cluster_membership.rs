@@ -7,10 +7,7 @@
 
 mod support;
 
-use prost::Message as _;
-use raft_example::wal::{SnapshotMarker, TYPE_SNAPSHOT_MARKER};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 use support::{TestCluster, deadline, serial, wait_until};
 
@@ -28,27 +25,6 @@ async fn write_n(
         let (k, v) = (format!("{prefix}{i:04}"), format!("value-{i}"));
         support::put_retrying(&lc, &k, &v, Duration::from_secs(10)).await;
         out.insert(k, v);
-    }
-    out
-}
-
-/// Snapshot markers in a member's WAL that record a snapshot installed from the leader
-/// (`installed`), as (index, term).
-fn installed_snapshots(data_dir: &Path) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    for seg in support::wal_segments(data_dir) {
-        let bytes = std::fs::read(&seg).expect("read segment");
-        for r in support::wal_records(&seg) {
-            if r.kind != TYPE_SNAPSHOT_MARKER {
-                continue;
-            }
-            let start = usize::try_from(r.offset + 8).expect("fits");
-            let end = start + usize::try_from(r.payload_len).expect("fits");
-            let m = SnapshotMarker::decode(&bytes[start..end]).expect("a snapshot marker");
-            if m.installed {
-                out.push((m.index, m.term));
-            }
-        }
     }
     out
 }
@@ -78,11 +54,11 @@ async fn a_member_down_for_two_snapshot_intervals_catches_up_by_snapshot() {
                 .is_some_and(|s| s.snapshot_index > applied_at_kill + SNAPSHOT_ENTRIES)
         })
         .await;
-        let before = installed_snapshots(&c.data_dir(down));
+        let before = support::installed_snapshots(&c.data_dir(down));
 
         c.restart(down).expect("restart");
         support::wait_has_all(&c, down, "s/", &written, support::CATCH_UP_WAIT).await;
-        let after = installed_snapshots(&c.data_dir(down));
+        let after = support::installed_snapshots(&c.data_dir(down));
         let new: Vec<&(u64, u64)> = after
             .iter()
             .filter(|s| !before.contains(s) && s.0 > applied_at_kill)

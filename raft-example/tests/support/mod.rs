@@ -295,26 +295,8 @@ pub async fn read(c: &LocalCluster, id: u64, key: &str) -> Option<String> {
         .map(|kv| kv.value)
 }
 
-/// The WAL segment files of a data directory, in order (what `wal/` holds besides the test
-/// hook's SYNCED file and copies of cut-off tails).
-pub fn wal_segments(data_dir: &Path) -> Vec<PathBuf> {
-    let dir = data_dir.join("wal");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && is_segment_name(p))
-        .collect();
-    v.sort();
-    v
-}
-
-fn is_segment_name(p: &Path) -> bool {
-    let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    name != "SYNCED" && name.ends_with(".wal")
-}
+#[allow(unused_imports)] // each test binary uses a different part
+pub use raft_example::cluster::{WalRecord, installed_snapshots, wal_records, wal_segments};
 
 /// The test hook's report: (segment file, offset) of the last fsync.
 pub fn synced_offset(data_dir: &Path) -> (PathBuf, u64) {
@@ -363,50 +345,6 @@ pub fn cut_to_synced(data_dir: &Path) -> u64 {
         }
     }
     dropped
-}
-
-/// One WAL record as the format (`raft_example::wal`'s module docs) lays it out: an 8-byte
-/// header whose first word is the payload length, the payload, zero padding, a CRC word; the
-/// whole record `8 + round_up_8(len + 4)` bytes from an 8-aligned offset.
-#[derive(Clone, Copy, Debug)]
-pub struct WalRecord {
-    /// Where it starts in its segment.
-    pub offset: u64,
-    /// Its whole size in bytes.
-    pub size: u64,
-    /// Payload length.
-    pub payload_len: u64,
-    /// Record type byte.
-    pub kind: u8,
-}
-
-/// The records of a segment, walked by their length words up to the end of the file or the
-/// first header of zeros or of preallocation fill (0xff).
-pub fn wal_records(segment: &Path) -> Vec<WalRecord> {
-    let bytes =
-        std::fs::read(segment).unwrap_or_else(|e| panic!("read {}: {e}", segment.display()));
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    while off + 8 <= bytes.len() {
-        let header = &bytes[off..off + 8];
-        // Zeros: never written; 0xff: the writer's preallocated fill.
-        if header.iter().all(|&b| b == 0) || header.iter().all(|&b| b == 0xff) {
-            break;
-        }
-        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-        let size = 8 + (len + 4).div_ceil(8) * 8;
-        if off + size > bytes.len() {
-            break;
-        }
-        out.push(WalRecord {
-            offset: off as u64,
-            size: size as u64,
-            payload_len: len as u64,
-            kind: header[4],
-        });
-        off += size;
-    }
-    out
 }
 
 /// Whether `wal/` holds a copy of a cut-off tail (`<segment>.broken[.N]`).
