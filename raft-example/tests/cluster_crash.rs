@@ -32,6 +32,8 @@ struct ClientRun {
     acked: Vec<(String, String)>,
     /// Acknowledged operations issued at or after `since` (set by the caller).
     acked_after: usize,
+    /// Writes left out of the history as definitely not done, with the answer that said so.
+    refused: Vec<String>,
 }
 
 /// A tiny deterministic generator (the workload need not be random, only varied).
@@ -96,7 +98,10 @@ async fn run_client(
                     }
                     // A definite failure: the write did not happen, so it is not in the history
                     // (a read that saw it would make the history fail).
-                    Err(_) => {}
+                    Err(e) => run.refused.push(format!(
+                        "client {client} put k{key}={value} at {call_us}..{ret_us} via {}: {e}",
+                        c.addr()
+                    )),
                 }
             }
             1 => {
@@ -174,8 +179,16 @@ async fn final_reads(c: &TestCluster, via: u64, start: Instant, client: u32) -> 
     out
 }
 
-async fn check_history(history: Vec<HistoryOp>) {
+async fn check_history(history: Vec<HistoryOp>, refused: &[String], root: &std::path::Path) {
     let n = history.len();
+    let mut dump = String::new();
+    for r in refused {
+        dump.push_str(&format!("# refused: {r}\n"));
+    }
+    for o in &history {
+        dump.push_str(&format!("{o:?}\n"));
+    }
+    let _ = std::fs::write(root.join("history.txt"), dump);
     let indeterminate = history.iter().filter(|o| o.ret_us.is_none()).count();
     let checked = tokio::task::spawn_blocking(move || linearizability::check(&history))
         .await
@@ -240,11 +253,13 @@ async fn killing_the_leader_under_concurrent_writes_loses_no_acknowledged_write(
         let mut history = Vec::new();
         let mut acked = BTreeMap::new();
         let mut acked_after = 0;
+        let mut refused = Vec::new();
         for t in tasks {
             let run = t.await.expect("client task");
             history.extend(run.history);
             acked.extend(run.acked);
             acked_after += run.acked_after;
+            refused.extend(run.refused);
         }
         assert!(
             acked_after > 0,
@@ -261,7 +276,8 @@ async fn killing_the_leader_under_concurrent_writes_loses_no_acknowledged_write(
             support::wait_has_all(&c, id, "u/", &acked, support::CATCH_UP_WAIT).await;
         }
         history.extend(final_reads(&c, leader, start, 99).await);
-        check_history(history).await;
+        let root = c.root().to_path_buf();
+        check_history(history, &refused, &root).await;
     })
     .await;
 }
@@ -292,10 +308,12 @@ async fn power_loss_cut_to_the_last_fsync_loses_no_acknowledged_write() {
         stop.store(true, Ordering::Relaxed);
         let mut history = Vec::new();
         let mut acked = BTreeMap::new();
+        let mut refused = Vec::new();
         for t in tasks {
             let run = t.await.expect("client task");
             history.extend(run.history);
             acked.extend(run.acked);
+            refused.extend(run.refused);
         }
         assert!(
             !acked.is_empty(),
@@ -311,7 +329,8 @@ async fn power_loss_cut_to_the_last_fsync_loses_no_acknowledged_write() {
             support::wait_has_all(&c, id, "u/", &acked, support::CATCH_UP_WAIT).await;
         }
         history.extend(final_reads(&c, leader, start, 99).await);
-        check_history(history).await;
+        let root = c.root().to_path_buf();
+        check_history(history, &refused, &root).await;
     })
     .await;
 }
