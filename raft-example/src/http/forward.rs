@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why a forwarded request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
-    /// Could not connect.
+    /// Could not connect, or the request was not sent: it had no effect.
     #[error("cannot connect to {addr}: {err}")]
     Connect {
         /// The address.
@@ -27,7 +27,7 @@ pub enum ForwardError {
         /// Why.
         err: String,
     },
-    /// The exchange failed after connecting.
+    /// The request was sent but no answer came back: it may have had an effect.
     #[error("request to {addr} failed: {err}")]
     Exchange {
         /// The address.
@@ -76,6 +76,13 @@ pub fn host_port(url: &str) -> Result<String, ForwardError> {
     Ok(hp.to_string())
 }
 
+impl ForwardError {
+    /// Whether the request certainly had no effect (it never reached the other side).
+    pub fn is_definite(&self) -> bool {
+        matches!(self, ForwardError::Connect { .. } | ForwardError::Url(_))
+    }
+}
+
 impl Forwarder {
     /// Sends `method path_and_query` with `body` to `addr` (`host:port`) and reads the whole
     /// answer. `forwarded_by` goes in `X-Raft-Forwarded` (the receiver will not forward again).
@@ -107,17 +114,36 @@ impl Forwarder {
                 addr: addr.into(),
                 err: e.to_string(),
             })?;
-        let mut sender = match self.take(addr) {
-            Some(s) => s,
-            None => connect(addr).await?,
+        // A pooled connection may have been closed by the other side: a request it did not
+        // send comes back and goes out again on a new connection, so "not sent" stays
+        // distinguishable from "sent, answer lost" (indeterminate).
+        let mut req = Some(req);
+        let mut pooled = self.take(addr);
+        let (resp, sender) = loop {
+            let (mut sender, fresh) = match pooled.take() {
+                Some(s) => (s, false),
+                None => (connect(addr).await?, true),
+            };
+            let r = req.take().expect("a request to send");
+            match sender.try_send_request(r).await {
+                Ok(resp) => break (resp, sender),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => req = Some(unsent),
+                    Some(_) => {
+                        return Err(ForwardError::Connect {
+                            addr: addr.into(),
+                            err: e.into_error().to_string(),
+                        });
+                    }
+                    None => {
+                        return Err(ForwardError::Exchange {
+                            addr: addr.into(),
+                            err: e.into_error().to_string(),
+                        });
+                    }
+                },
+            }
         };
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ForwardError::Exchange {
-                addr: addr.into(),
-                err: e.to_string(),
-            })?;
         let (parts, body) = resp.into_parts();
         let body = body
             .collect()

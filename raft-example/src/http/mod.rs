@@ -350,12 +350,21 @@ impl Api {
                 }
                 r
             }
-            Err(e) => {
+            Err(e) if e.is_definite() => {
                 warn!(self.logger, "forwarding to the leader failed"; "leader" => leader, "error" => %e);
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": format!("leader {leader} unreachable: {e}"),
                            "leader": leader, "retryable": true}),
+                )
+            }
+            Err(e) => {
+                // Sent, but the answer was lost: the request may have taken effect.
+                warn!(self.logger, "forwarded request got no answer"; "leader" => leader, "error" => %e);
+                json_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    json!({"error": format!("no answer from leader {leader}: {e}"),
+                           "leader": leader, "indeterminate": true}),
                 )
             }
         }
@@ -381,6 +390,10 @@ impl Api {
             Reject::ShuttingDown => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "shutting down", "retryable": true}),
+            ),
+            Reject::Stopped => json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({"error": e.to_string(), "indeterminate": true}),
             ),
         }
     }

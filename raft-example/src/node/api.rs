@@ -97,9 +97,12 @@ pub enum Reject {
     /// No such member.
     #[error("node {0} is not a member")]
     NoSuchMember(u64),
-    /// The node is shutting down.
+    /// The node is shutting down; the request never reached it (definite).
     #[error("shutting down")]
     ShuttingDown,
+    /// The node stopped after taking the request, before answering: it may have taken effect.
+    #[error("the node stopped before answering; the request may or may not have taken effect")]
+    Stopped,
 }
 
 /// One member as `/status` and `/v1/members` list it.
@@ -192,7 +195,8 @@ impl NodeHandle {
     /// Sends `make(reply)` to the node task and waits for the answer.
     ///
     /// # Errors
-    /// [`Reject::ShuttingDown`] when the node task is gone.
+    /// [`Reject::ShuttingDown`] when the node task is gone before taking the request,
+    /// [`Reject::Stopped`] when it stopped before answering.
     pub async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Request,
@@ -202,7 +206,7 @@ impl NodeHandle {
             .send(make(tx))
             .await
             .map_err(|_| Reject::ShuttingDown)?;
-        rx.await.map_err(|_| Reject::ShuttingDown)
+        rx.await.map_err(|_| Reject::Stopped)
     }
 
     /// The leader's HTTP address, if a leader is known and in the book.
