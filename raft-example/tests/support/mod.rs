@@ -201,9 +201,9 @@ where
     }
 }
 
-/// Puts `key`, retrying while the cluster has no leader (503 "no leader", connection
-/// refused) — only for definite failures, so a write is never applied twice by a retry that
-/// the caller does not know about... except that an indeterminate failure fails the test.
+/// Puts `key`, retrying (up to `timeout`) only after failures that say the write did not
+/// happen (no connection, 503 "no leader", a retryable "write lost"), so a retry never applies
+/// a write twice. Any other failure, indeterminate ones included, fails the test.
 pub async fn put_retrying(c: &Client, key: &str, value: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
