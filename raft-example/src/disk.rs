@@ -722,16 +722,17 @@ fn load(dir: &Path, snaps: &SnapshotDir, repair: bool) -> Result<Loaded, DiskErr
     let snapshot = match &newest {
         None => {
             if let (Some(first), false) = (model.entries.first(), model.entries.is_empty())
-                && first.index > 1 {
-                    return Err(DiskError::Recovery {
-                        path: wal_dir.clone(),
-                        problem: format!(
-                            "the WAL's entries begin at index {} but it records no snapshot; \
+                && first.index > 1
+            {
+                return Err(DiskError::Recovery {
+                    path: wal_dir.clone(),
+                    problem: format!(
+                        "the WAL's entries begin at index {} but it records no snapshot; \
                              expected entries from index 1",
-                            first.index
-                        ),
-                    });
-                }
+                        first.index
+                    ),
+                });
+            }
             None
         }
         Some((m, mpath, moff)) => Some(choose_snapshot(
@@ -868,14 +869,15 @@ fn choose_snapshot(
             });
         }
         if let Some(t) = model.term(s)
-            && t != f.term {
-                why.push(format!(
-                    "{} has term {} but the WAL's entry {s} has term {t}",
-                    f.path.display(),
-                    f.term
-                ));
-                continue;
-            }
+            && t != f.term
+        {
+            why.push(format!(
+                "{} has term {} but the WAL's entry {s} has term {t}",
+                f.path.display(),
+                f.term
+            ));
+            continue;
+        }
         if f.index < m.index || !why.is_empty() {
             report.notes.push(format!(
                 "using snapshot {} instead of the newest ({}); {}",

@@ -197,15 +197,14 @@ fn parse_into(
         let (rtype, payload, rec_bytes, rec_crc) = match frame_at(data, *off, *crc) {
             Ok(x) => x,
             Err(bad) => {
-                if is_last
-                    && let Some(reason) = torn_reason(data, *off, &bad) {
-                        *torn = Some(TornTail {
-                            offset: *off,
-                            file_bytes: len,
-                            reason,
-                        });
-                        return Ok(());
-                    }
+                if is_last && let Some(reason) = torn_reason(data, *off, &bad) {
+                    *torn = Some(TornTail {
+                        offset: *off,
+                        file_bytes: len,
+                        reason,
+                    });
+                    return Ok(());
+                }
                 return Err(WalError::corrupt(path, *off, describe(&bad, is_last)));
             }
         };
@@ -225,19 +224,20 @@ fn parse_into(
                     ));
                 }
                 if let Some(prev) = expected_prev_crc
-                    && h.prev_crc != prev {
-                        return Err(WalError::corrupt(
-                            path,
-                            at,
-                            format!(
-                                "segment header carries previous CRC {:#010x}, expected \
+                    && h.prev_crc != prev
+                {
+                    return Err(WalError::corrupt(
+                        path,
+                        at,
+                        format!(
+                            "segment header carries previous CRC {:#010x}, expected \
                                  {prev:#010x} \
                                  (the last CRC of the previous segment): a segment is missing, \
                                  replaced or out of order",
-                                h.prev_crc
-                            ),
-                        ));
-                    }
+                            h.prev_crc
+                        ),
+                    ));
+                }
             }
             (Record::SegmentHeader(_), false) => {
                 return Err(WalError::corrupt(
