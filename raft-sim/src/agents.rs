@@ -334,6 +334,13 @@ impl World {
 
     /// Schedules the end of every started node that was a member and is none any more: soon
     /// in the safety phase, at once in the liveness phase.
+    ///
+    /// Only once a quorum of the new configuration has applied a configuration without the
+    /// node, as an operator decommissions a removed member only after the rest applied its
+    /// removal. Stopping it as soon as the removal committed (global knowledge no node has)
+    /// could leave the others, which still count votes with the old configuration because
+    /// only the crashed leader knew the commit, without a quorum of it: no leader for ever
+    /// (fuzz regression `regression-removed-node-stopped-before-the-rest-applied-it`).
     pub(crate) fn retire_removed(&mut self) {
         let latest = self.checker.chain.latest().1.clone();
         for i in 0..self.nodes.len() {
@@ -343,6 +350,13 @@ impl World {
                 || conf_chain::is_member(&latest, id)
                 || !self.checker.chain.ever_member(id)
             {
+                continue;
+            }
+            let applied_removal = |voter: u64| {
+                let j = voter as usize - 1;
+                j < self.nodes.len() && !conf_chain::is_member(&self.nodes[j].conf, id)
+            };
+            if !conf_chain::has_quorum(&latest, applied_removal) {
                 continue;
             }
             self.retiring[i] = true;
