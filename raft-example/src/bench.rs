@@ -75,24 +75,15 @@ impl RunResult {
 
 /// Runs `raft-example bench`; returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raft-example bench: tokio runtime: {e}");
-            return ExitCode::FAILURE;
+    crate::block_on("bench", async move {
+        match bench(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("raft-example bench: {e}");
+                ExitCode::FAILURE
+            }
         }
-    };
-    match rt.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("raft-example bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn bench(args: Args) -> Result<(), String> {

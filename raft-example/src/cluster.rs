@@ -832,18 +832,7 @@ pub struct Args {
 
 /// Runs `raft-example cluster`; returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raft-example cluster: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(run_cluster(args))
+    crate::block_on("cluster", run_cluster(args))
 }
 
 async fn run_cluster(args: Args) -> ExitCode {

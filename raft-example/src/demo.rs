@@ -40,18 +40,7 @@ pub struct Args {
 
 /// Runs `raft-example demo`; returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raft-example demo: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(tour(args))
+    crate::block_on("demo", tour(args))
 }
 
 /// A failed step: its number and what went wrong.

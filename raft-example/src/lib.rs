@@ -68,3 +68,23 @@ pub mod shutdown;
 pub mod snapfile;
 pub mod transport;
 pub mod wal;
+
+/// Runs `main` on a two-worker tokio runtime, for the subcommands that are clients of a
+/// cluster (`cluster`, `demo`, `bench`); a runtime that cannot start is reported for
+/// `command` and fails the process.
+pub(crate) fn block_on(
+    command: &str,
+    main: impl std::future::Future<Output = std::process::ExitCode>,
+) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("raft-example {command}: tokio runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
