@@ -52,6 +52,54 @@ fn micros(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).expect("test runs < 500k years")
 }
 
+/// Four clients (`run_client`) on every member of a cluster, from `start` until `finish`.
+struct Workload {
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    mark: Arc<std::sync::Mutex<Option<u64>>>,
+    tasks: Vec<tokio::task::JoinHandle<ClientRun>>,
+}
+
+impl Workload {
+    fn start(c: &TestCluster) -> Workload {
+        let addrs: Vec<SocketAddr> = c.ids().iter().map(|&id| c.http_addr(id)).collect();
+        let start = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mark = Arc::new(std::sync::Mutex::new(None));
+        let tasks = (1..=4)
+            .map(|client| {
+                let run = run_client(client, addrs.clone(), start, stop.clone(), mark.clone());
+                tokio::spawn(run)
+            })
+            .collect();
+        Workload {
+            start,
+            stop,
+            mark,
+            tasks,
+        }
+    }
+
+    /// From now on, acknowledged operations count in `ClientRun::acked_after`.
+    fn mark_now(&self) {
+        *self.mark.lock().expect("mark") = Some(micros(self.start));
+    }
+
+    /// Stops the clients and merges what they saw.
+    async fn finish(self) -> ClientRun {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = ClientRun::default();
+        for t in self.tasks {
+            let run = t.await.expect("client task");
+            all.history.extend(run.history);
+            all.acked.extend(run.acked);
+            all.acked_after += run.acked_after;
+            all.refused.extend(run.refused);
+        }
+        all
+    }
+}
+
 /// One client: until `stop`, picks a member and does a put or a get on a shared register, or
 /// a put of a unique key. Every call is bounded (3 s), so the loop ends soon after `stop`.
 async fn run_client(
@@ -209,21 +257,8 @@ async fn killing_the_leader_under_concurrent_writes_loses_no_acknowledged_write(
         // box 20 ms timers slip by more than a tick.
         let mut c = TestCluster::start_with(3, |o| o.tick_ms = Some(50)).await;
         let election_timeout = c.options().election_timeout();
-        let addrs: Vec<SocketAddr> = c.ids().iter().map(|&id| c.http_addr(id)).collect();
-        let start = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mark = Arc::new(std::sync::Mutex::new(None));
-        let tasks: Vec<_> = (1..=4)
-            .map(|client| {
-                tokio::spawn(run_client(
-                    client,
-                    addrs.clone(),
-                    start,
-                    stop.clone(),
-                    mark.clone(),
-                ))
-            })
-            .collect();
+        let load = Workload::start(&c);
+        let start = load.start;
 
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let old = c.leader_within(support::LEADER_WAIT).await;
@@ -246,21 +281,16 @@ async fn killing_the_leader_under_concurrent_writes_loses_no_acknowledged_write(
             elapsed.as_millis(),
             bound.as_millis()
         );
-        *mark.lock().expect("mark") = Some(micros(start));
+        load.mark_now();
 
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut history = Vec::new();
-        let mut acked = BTreeMap::new();
-        let mut acked_after = 0;
-        let mut refused = Vec::new();
-        for t in tasks {
-            let run = t.await.expect("client task");
-            history.extend(run.history);
-            acked.extend(run.acked);
-            acked_after += run.acked_after;
-            refused.extend(run.refused);
-        }
+        let ClientRun {
+            mut history,
+            acked,
+            acked_after,
+            refused,
+        } = load.finish().await;
+        let acked: BTreeMap<_, _> = acked.into_iter().collect();
         assert!(
             acked_after > 0,
             "no operation succeeded after the new leader was elected"
@@ -287,34 +317,18 @@ async fn power_loss_cut_to_the_last_fsync_loses_no_acknowledged_write() {
     let _serial = serial().await;
     deadline(120, async {
         let mut c = TestCluster::start(3).await;
-        let addrs: Vec<SocketAddr> = c.ids().iter().map(|&id| c.http_addr(id)).collect();
-        let start = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mark = Arc::new(std::sync::Mutex::new(None));
-        let tasks: Vec<_> = (1..=4)
-            .map(|client| {
-                tokio::spawn(run_client(
-                    client,
-                    addrs.clone(),
-                    start,
-                    stop.clone(),
-                    mark.clone(),
-                ))
-            })
-            .collect();
+        let load = Workload::start(&c);
+        let start = load.start;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // Power loss while writes are in flight: every member dies at once.
         c.kill_all();
-        stop.store(true, Ordering::Relaxed);
-        let mut history = Vec::new();
-        let mut acked = BTreeMap::new();
-        let mut refused = Vec::new();
-        for t in tasks {
-            let run = t.await.expect("client task");
-            history.extend(run.history);
-            acked.extend(run.acked);
-            refused.extend(run.refused);
-        }
+        let ClientRun {
+            mut history,
+            acked,
+            refused,
+            ..
+        } = load.finish().await;
+        let acked: BTreeMap<_, _> = acked.into_iter().collect();
         assert!(
             !acked.is_empty(),
             "no write was acknowledged before the power loss"

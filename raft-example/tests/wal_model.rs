@@ -8,22 +8,6 @@ use raft_core::{Entry, HardState, MemStorage, Snapshot};
 use raft_example::disk::Durable;
 use wal_common::*;
 
-/// xorshift64*: deterministic, no RNG crate needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// What the durable state must be: a snapshot, the entries after it, the last hard state.
 #[derive(Default)]
 struct Model {
@@ -61,7 +45,7 @@ impl Model {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(seed);
     let t = tempfile::tempdir().unwrap();
     let seg = |r: &mut Rng| [600, 2000, 8192, 1 << 20][r.below(4) as usize];
     let (mut d, _) = Durable::open(t.path(), opts(seg(&mut rng))).unwrap();

@@ -11,23 +11,8 @@ use std::path::PathBuf;
 use raft_example::disk::Durable;
 use wal_common::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn run(seed: u64) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(seed);
     let t = tempfile::tempdir().unwrap();
     let segment_bytes = [3000, 20_000, 1 << 20][rng.below(3) as usize];
     let (mut d, _) = Durable::open(t.path(), opts(segment_bytes)).unwrap();

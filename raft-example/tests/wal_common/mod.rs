@@ -170,3 +170,24 @@ pub fn broken_copies(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.to_string_lossy().contains(".broken"))
         .collect()
 }
+
+/// xorshift64*: a deterministic stream for the randomized WAL tests (one copy for all of them).
+pub struct Rng(u64);
+
+impl Rng {
+    /// A stream for `seed` (never the all-zero state, which xorshift cannot leave).
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
