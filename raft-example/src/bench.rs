@@ -10,9 +10,6 @@
 //! 1. Only writes acknowledged with 200 are counted and timed; errors are counted apart.
 //! 2. Latencies are measured after a warm-up, from the request to the whole answer.
 
-// Not deterministic code: a benchmark reads the wall clock.
-#![allow(clippy::disallowed_methods)]
-
 use crate::client::Client;
 use crate::cluster::{ClusterOptions, LocalCluster};
 use std::net::SocketAddr;

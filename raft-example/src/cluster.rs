@@ -13,8 +13,6 @@
 //!    also when a test panics.
 //! 2. A member keeps its id, addresses and data directory across restarts.
 //! 3. Signals go to a child by its pid, never by name.
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
 
 use crate::client::{Client, Status};
 use std::collections::BTreeMap;

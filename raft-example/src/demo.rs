@@ -14,9 +14,6 @@
 //!    printed.
 //! 2. The data directory is removed on success and kept (and named) on failure.
 
-// Not deterministic code: the demo runs real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
-
 use crate::client::{Consistency, RangeQuery};
 use crate::cluster::{ClusterOptions, LocalCluster};
 use std::collections::BTreeMap;

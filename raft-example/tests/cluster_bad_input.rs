@@ -7,9 +7,6 @@
 //! the `Hello` message so that they stay black-box. A positive control at the end shows the
 //! crafted frames do take effect when the handshake is right, so the refusals are real.
 
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
-
 mod support;
 
 use bytes::Bytes;

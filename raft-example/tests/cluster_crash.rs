@@ -5,8 +5,6 @@
 //! an operation whose answer never came, or came as "may or may not have happened", is
 //! indeterminate), checked with raft-sim's linearizability checker; and every client writes
 //! unique keys whose acknowledged values must all survive.
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
 
 mod support;
 

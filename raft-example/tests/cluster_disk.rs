@@ -2,9 +2,6 @@
 //! the middle of the log is refused with the file and offset named, and a full disk stops
 //! that member (fail-stop) while the rest go on; no acknowledged write is lost.
 
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
-
 mod support;
 
 use std::collections::BTreeMap;

@@ -2,9 +2,6 @@
 //! catches up by snapshot; a fourth member joins at runtime (and restarting it with the same
 //! `--join` is harmless); removed members leave and the rest go on.
 
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
-
 mod support;
 
 use std::collections::BTreeMap;

@@ -250,7 +250,6 @@ fn two_threads_saving_the_same_snapshot_leave_one_complete_file() {
     sd.prepare().unwrap();
     let s = snapshot(9, 2, &"x".repeat(100_000));
     // Threads are the point here (clippy.toml bans them for the deterministic crates).
-    #[allow(clippy::disallowed_methods)]
     std::thread::scope(|sc| {
         for _ in 0..2 {
             let (sd, s) = (sd.clone(), s.clone());

@@ -207,9 +207,6 @@ fn run(
             }
         }
         if failure.is_none() && need_sync {
-            // Wall-clock timing is what this metric is for (clippy.toml bans it in the
-            // deterministic crates).
-            #[allow(clippy::disallowed_methods)]
             let t = Instant::now();
             match disk.sync() {
                 Ok(()) => metrics.fsync_seconds.observe(t.elapsed()),

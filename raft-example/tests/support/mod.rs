@@ -9,8 +9,6 @@
 //!
 //! Members run with short ticks (`TICK_MS` x `ELECTION_TICKS` = a 200 ms election timeout)
 //! and `--test-hooks`, on ephemeral 127.0.0.1 ports.
-// Not deterministic code: this drives real processes against the wall clock.
-#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)] // each test binary uses a different part
 
 use raft_example::client::{Client, ClientError, Consistency, RangeQuery};
